@@ -1,0 +1,34 @@
+//! Langevin dynamics and annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
+//!
+//! This crate knows noise schedules and the update rule, not where a score comes from: every
+//! sampler takes the score as a closure, so the same code drives the exact scores of `gmm`, the
+//! 2D networks of `toy2d` and the image model of `ncsn`.
+//!
+//! - [`schedule`]: geometric noise levels `sigma_1 > ... > sigma_L` and NCSNv2's rules for choosing them.
+//! - [`particles`]: the [`Particles`] trait, implemented for `ndarray::Array2<f64>` and `candle_core::Tensor`.
+//! - [`dynamics`]: plain Langevin dynamics with a fixed step and the two step conventions.
+//! - [`annealed`]: annealed Langevin dynamics, the final denoising step, trajectories, and
+//!   [`annealed::Projection`] hooks (used for inpainting).
+//!
+//! ## The two step conventions
+//!
+//! The paper writes the Langevin update with step size `alpha`:
+//! `x <- x + alpha/2 * s(x) + sqrt(alpha) * z`, `z ~ N(0, I)`, and anneals with
+//! `alpha_i = eps * sigma_i^2 / sigma_L^2`. The reference implementation (ermongroup/ncsn) writes
+//! `x <- x + step * s(x) + sqrt(2 * step) * z` with `step = eps * sigma_i^2 / sigma_L^2`, which is
+//! the paper's update with `alpha = 2 * step`: the reference's `eps` is half of the paper's for the
+//! same chain. [`StepConvention::Paper`] and [`StepConvention::Reference`] name the two explicitly.
+pub mod annealed;
+pub mod dynamics;
+mod error;
+pub mod particles;
+pub mod schedule;
+
+pub use annealed::{annealed_langevin, annealed_langevin_projected, AnnealedLangevin, NoProjection, Projection, Snapshot, Trajectory};
+pub use dynamics::{langevin, langevin_step, StepConvention};
+pub use error::Error;
+pub use particles::{randn_tensor, Particles};
+pub use schedule::{geometric_sigmas, ncsnv2};
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
