@@ -65,7 +65,10 @@ impl AnnealedLangevin {
             return Err(invalid("sigmas", "expected noise levels in decreasing order"));
         }
         if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(invalid("eps", format!("expected a finite positive step size, got {}", self.eps)));
+            return Err(invalid(
+                "eps",
+                format!("expected a finite positive step size, got {}", self.eps),
+            ));
         }
         if self.record_every == Some(0) {
             return Err(invalid("record_every", "expected a positive interval"));
@@ -149,7 +152,12 @@ where
     let mut global = 0usize;
     let record = |x: &X, level: usize, step: usize, sigma: f64, snaps: &mut Vec<Snapshot<X>>| {
         if config.record_every.is_some_and(|k| step % k == 0) {
-            snaps.push(Snapshot { level, step, sigma, x: x.clone() });
+            snaps.push(Snapshot {
+                level,
+                step,
+                sigma,
+                x: x.clone(),
+            });
         }
     };
     for (level, &sigma) in config.sigmas.iter().enumerate() {
@@ -175,7 +183,12 @@ where
         x = projection.project(x)?;
     }
     if config.record_every.is_some() {
-        snapshots.push(Snapshot { level: last, step: global, sigma: sigma_l, x: x.clone() });
+        snapshots.push(Snapshot {
+            level: last,
+            step: global,
+            sigma: sigma_l,
+            x: x.clone(),
+        });
     }
     Ok(Trajectory { samples: x, snapshots })
 }
@@ -246,8 +259,14 @@ mod tests {
         c.eps = 0.01;
         c.steps_per_level = 5;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let out = annealed_langevin_projected(Array2::zeros((4, 2)), gaussian_score(1.0), &c, &mut FixFirst(0.0), &mut rng)
-            .unwrap();
+        let out = annealed_langevin_projected(
+            Array2::zeros((4, 2)),
+            gaussian_score(1.0),
+            &c,
+            &mut FixFirst(0.0),
+            &mut rng,
+        )
+        .unwrap();
         assert!(out.samples.column(0).iter().all(|&v| (v - 7.1).abs() < 1e-12));
         assert!(out.samples.column(1).iter().any(|&v| v != 0.0));
     }

@@ -91,14 +91,24 @@ where
     let mut x = x0;
     for t in 0..n_steps {
         if record_every.is_some_and(|k| t % k == 0) {
-            snapshots.push(Snapshot { level: 0, step: t, sigma: f64::NAN, x: x.clone() });
+            snapshots.push(Snapshot {
+                level: 0,
+                step: t,
+                sigma: f64::NAN,
+                x: x.clone(),
+            });
         }
         let s = score(&x)?;
         check_score(&x, &s)?;
         x = langevin_step(&x, &s, step, convention, rng)?;
     }
     if record_every.is_some() {
-        snapshots.push(Snapshot { level: 0, step: n_steps, sigma: f64::NAN, x: x.clone() });
+        snapshots.push(Snapshot {
+            level: 0,
+            step: n_steps,
+            sigma: f64::NAN,
+            x: x.clone(),
+        });
     }
     Ok(Trajectory { samples: x, snapshots })
 }
@@ -115,7 +125,10 @@ mod tests {
         let (d2, n2) = StepConvention::Reference.coefficients(0.1);
         assert!((d1 - d2).abs() < 1e-15 && (n1 - n2).abs() < 1e-15);
         assert!(StepConvention::parse("paper").is_ok());
-        assert!(StepConvention::parse("Paper!").unwrap_err().to_string().contains("step_convention"));
+        assert!(StepConvention::parse("Paper!")
+            .unwrap_err()
+            .to_string()
+            .contains("step_convention"));
     }
 
     #[test]
@@ -123,9 +136,17 @@ mod tests {
         // Target N(2, 0.5^2): score -(x - 2)/0.25. 4,000 chains, 2,000 small steps.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let x0 = Array2::<f64>::zeros((4000, 1));
-        let out = langevin(x0, |x| Ok(x.mapv(|v| -(v - 2.0) / 0.25)), 0.01, 2000, StepConvention::Paper, None, &mut rng)
-            .unwrap()
-            .samples;
+        let out = langevin(
+            x0,
+            |x| Ok(x.mapv(|v| -(v - 2.0) / 0.25)),
+            0.01,
+            2000,
+            StepConvention::Paper,
+            None,
+            &mut rng,
+        )
+        .unwrap()
+        .samples;
         let mean = out.mean().unwrap();
         let var = out.mapv(|v| (v - mean) * (v - mean)).mean().unwrap();
         // Discretisation bias of the variance at alpha = 0.01 is about alpha/(4 * 0.25) ~ 1%;
@@ -138,8 +159,26 @@ mod tests {
     fn rejects_bad_step_and_bad_score_shape() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let x0 = Array2::<f64>::zeros((4, 2));
-        assert!(langevin(x0.clone(), |x| Ok(x.clone()), -1.0, 3, StepConvention::Paper, None, &mut rng).is_err());
-        let err = langevin(x0, |_| Ok(Array2::zeros((4, 3))), 0.1, 3, StepConvention::Paper, None, &mut rng).unwrap_err();
+        assert!(langevin(
+            x0.clone(),
+            |x| Ok(x.clone()),
+            -1.0,
+            3,
+            StepConvention::Paper,
+            None,
+            &mut rng
+        )
+        .is_err());
+        let err = langevin(
+            x0,
+            |_| Ok(Array2::zeros((4, 3))),
+            0.1,
+            3,
+            StepConvention::Paper,
+            None,
+            &mut rng,
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::ScoreShape { .. }));
     }
 }

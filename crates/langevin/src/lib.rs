@@ -24,7 +24,9 @@ mod error;
 pub mod particles;
 pub mod schedule;
 
-pub use annealed::{annealed_langevin, annealed_langevin_projected, AnnealedLangevin, NoProjection, Projection, Snapshot, Trajectory};
+pub use annealed::{
+    annealed_langevin, annealed_langevin_projected, AnnealedLangevin, NoProjection, Projection, Snapshot, Trajectory,
+};
 pub use dynamics::{langevin, langevin_step, StepConvention};
 pub use error::Error;
 pub use particles::{randn_tensor, Particles};

@@ -37,7 +37,9 @@ impl<D: Dimension> Particles for Array<f64, D> {
     }
 
     fn standard_normal_like<R: Rng + ?Sized>(&self, rng: &mut R) -> Result<Self> {
-        Ok(Array::from_shape_simple_fn(self.raw_dim(), || StandardNormal.sample(rng)))
+        Ok(Array::from_shape_simple_fn(self.raw_dim(), || {
+            StandardNormal.sample(rng)
+        }))
     }
 }
 

@@ -15,10 +15,16 @@ use crate::Result;
 /// With `levels == 1` the schedule is `[sigma_first]` and `sigma_last` must equal it.
 pub fn geometric_sigmas(sigma_first: f64, sigma_last: f64, levels: usize) -> Result<Vec<f64>> {
     if !(sigma_first.is_finite() && sigma_first > 0.0) {
-        return Err(invalid("sigma_first", format!("expected a finite positive number, got {sigma_first}")));
+        return Err(invalid(
+            "sigma_first",
+            format!("expected a finite positive number, got {sigma_first}"),
+        ));
     }
     if !(sigma_last.is_finite() && sigma_last > 0.0) {
-        return Err(invalid("sigma_last", format!("expected a finite positive number, got {sigma_last}")));
+        return Err(invalid(
+            "sigma_last",
+            format!("expected a finite positive number, got {sigma_last}"),
+        ));
     }
     if levels == 0 {
         return Err(invalid("levels", "expected at least one noise level"));
@@ -150,7 +156,10 @@ pub mod ncsnv2 {
     /// [`variance_ratio`] is closest to 1, found by a log-spaced scan then golden-section refinement.
     pub fn step_size(sigma_last: f64, gamma: f64, steps_per_level: usize) -> Result<f64> {
         if !(sigma_last > 0.0) || !(gamma > 1.0) || steps_per_level == 0 {
-            return Err(invalid("step_size", "expected sigma_last > 0, gamma > 1 and at least one step"));
+            return Err(invalid(
+                "step_size",
+                "expected sigma_last > 0, gamma > 1 and at least one step",
+            ));
         }
         let s2 = sigma_last * sigma_last;
         let obj = |e: f64| (variance_ratio(e, sigma_last, gamma, steps_per_level) - 1.0).abs();

@@ -32,7 +32,13 @@ pub fn draw_levels<R: Rng + ?Sized>(rng: &mut R, batch: usize, levels: usize, de
 /// - `levels`: `u32` level indices, shape `(batch,)`;
 /// - `sigmas`: the levels, `f32`, shape `(L,)`;
 /// - `score(x~, levels)`: the network.
-pub fn anneal_dsm_per_example<F>(score: F, x: &Tensor, noise: &Tensor, levels: &Tensor, sigmas: &Tensor) -> Result<Tensor>
+pub fn anneal_dsm_per_example<F>(
+    score: F,
+    x: &Tensor,
+    noise: &Tensor,
+    levels: &Tensor,
+    sigmas: &Tensor,
+) -> Result<Tensor>
 where
     F: FnOnce(&Tensor, &Tensor) -> Result<Tensor>,
 {
@@ -45,7 +51,11 @@ where
     let target = noise.broadcast_div(&used)?.neg()?; // -(x~ - x)/sigma^2 = -z/sigma
     let s = score(&perturbed, levels)?;
     if s.dims() != x.dims() {
-        candle_core::bail!("score network returned shape {:?}, expected the data shape {:?}", s.dims(), x.dims());
+        candle_core::bail!(
+            "score network returned shape {:?}, expected the data shape {:?}",
+            s.dims(),
+            x.dims()
+        );
     }
     // 1/2 * sigma^2 * ||s - target||^2, summed over every axis but the batch.
     let sq = (s - target)?.sqr()?.broadcast_mul(&used.sqr()?)?;
@@ -71,7 +81,11 @@ pub fn per_level_means(per_example: &Tensor, levels: &Tensor, n_levels: usize) -
         sum[i as usize] += l;
         count[i as usize] += 1;
     }
-    Ok(sum.iter().zip(&count).map(|(s, &c)| (c > 0).then(|| s / c as f64)).collect())
+    Ok(sum
+        .iter()
+        .zip(&count)
+        .map(|(s, &c)| (c > 0).then(|| s / c as f64))
+        .collect())
 }
 
 #[cfg(test)]
@@ -90,13 +104,24 @@ mod tests {
         let z2 = z.clone();
         let sig2 = sig.clone();
         let oracle = move |_: &Tensor, l: &Tensor| z2.broadcast_div(&sig2.index_select(l, 0)?.reshape((2, 1))?)?.neg();
-        let l0 = anneal_dsm_loss(oracle, &x, &z, &lv, &sig).unwrap().to_scalar::<f32>().unwrap();
+        let l0 = anneal_dsm_loss(oracle, &x, &z, &lv, &sig)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(l0.abs() < 1e-7);
         // s = 0: l_i = 1/2 ||z_i||^2 whatever sigma: (1.25 + 5)/2 / 2 = 1.5625.
         let zero = |t: &Tensor, _: &Tensor| t.zeros_like();
-        let per = anneal_dsm_per_example(zero, &x, &z, &lv, &sig).unwrap().to_vec1::<f32>().unwrap();
+        let per = anneal_dsm_per_example(zero, &x, &z, &lv, &sig)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert!((per[0] - 0.625).abs() < 1e-6 && (per[1] - 2.5).abs() < 1e-6, "{per:?}");
-        let means = per_level_means(&Tensor::new(&[1.0f32, 3.0, 5.0], &dev).unwrap(), &Tensor::new(&[0u32, 0, 2], &dev).unwrap(), 3).unwrap();
+        let means = per_level_means(
+            &Tensor::new(&[1.0f32, 3.0, 5.0], &dev).unwrap(),
+            &Tensor::new(&[0u32, 0, 2], &dev).unwrap(),
+            3,
+        )
+        .unwrap();
         assert_eq!(means, vec![Some(2.0), None, Some(5.0)]);
     }
 
