@@ -151,7 +151,7 @@ where
     let mut snapshots = Vec::new();
     let mut global = 0usize;
     let record = |x: &X, level: usize, step: usize, sigma: f64, snaps: &mut Vec<Snapshot<X>>| {
-        if config.record_every.is_some_and(|k| step % k == 0) {
+        if config.record_every.is_some_and(|k| step.is_multiple_of(k)) {
             snaps.push(Snapshot {
                 level,
                 step,

@@ -90,7 +90,7 @@ where
     let mut snapshots = Vec::new();
     let mut x = x0;
     for t in 0..n_steps {
-        if record_every.is_some_and(|k| t % k == 0) {
+        if record_every.is_some_and(|k| t.is_multiple_of(k)) {
             snapshots.push(Snapshot {
                 level: 0,
                 step: t,

@@ -128,7 +128,7 @@ pub mod ncsnv2 {
     /// Number of levels `L` so that a geometric schedule with ratio `gamma` goes from
     /// `sigma_first` to at most `sigma_last`: `L = ceil(log(sigma_1/sigma_L)/log(gamma)) + 1`.
     pub fn levels(sigma_first: f64, sigma_last: f64, gamma: f64) -> Result<usize> {
-        if !(gamma > 1.0) {
+        if gamma.is_nan() || gamma <= 1.0 {
             return Err(invalid("gamma", format!("expected a ratio > 1, got {gamma}")));
         }
         if !(sigma_first > sigma_last && sigma_last > 0.0) {
@@ -155,7 +155,7 @@ pub mod ncsnv2 {
     /// Technique 4: the reference-convention step size `eps` in `(0, sigma_L^2)` whose
     /// [`variance_ratio`] is closest to 1, found by a log-spaced scan then golden-section refinement.
     pub fn step_size(sigma_last: f64, gamma: f64, steps_per_level: usize) -> Result<f64> {
-        if !(sigma_last > 0.0) || !(gamma > 1.0) || steps_per_level == 0 {
+        if sigma_last.is_nan() || sigma_last <= 0.0 || gamma.is_nan() || gamma <= 1.0 || steps_per_level == 0 {
             return Err(invalid(
                 "step_size",
                 "expected sigma_last > 0, gamma > 1 and at least one step",

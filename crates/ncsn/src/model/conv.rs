@@ -37,8 +37,17 @@ impl Conv2d {
         let bound = pytorch_conv_bound(in_channels * kernel * kernel);
         let init = Init::Uniform { lo: -bound, up: bound };
         let weight = vb.get_with_hints((out_channels, in_channels, kernel, kernel), "weight", init)?;
-        let bias = if bias { Some(vb.get_with_hints(out_channels, "bias", init)?) } else { None };
-        Ok(Self { weight, bias, padding: dilation * (kernel - 1) / 2, dilation })
+        let bias = if bias {
+            Some(vb.get_with_hints(out_channels, "bias", init)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            padding: dilation * (kernel - 1) / 2,
+            dilation,
+        })
     }
 
     /// Applies the convolution to `x` `[B, in, H, W]`, giving `[B, out, H, W]`.
@@ -75,7 +84,9 @@ pub struct ConvMeanPool {
 impl ConvMeanPool {
     /// `kernel` is 3 for the main path and 1 for the shortcut of a downsampling block.
     pub fn new(in_channels: usize, out_channels: usize, kernel: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { conv: Conv2d::new(in_channels, out_channels, kernel, 1, true, vb.pp("conv"))? })
+        Ok(Self {
+            conv: Conv2d::new(in_channels, out_channels, kernel, 1, true, vb.pp("conv"))?,
+        })
     }
 
     /// `[B, in, H, W] -> [B, out, H/2, W/2]` (H and W even).
