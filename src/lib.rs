@@ -15,3 +15,6 @@ pub use langevin;
 pub use ncsn;
 pub use score_matching;
 pub use toy2d;
+
+#[cfg(doctest)]
+mod book;
