@@ -1,7 +1,19 @@
-//! CONTRACT STUB (to be replaced by the objectives/models engineer): the score models.
-use candle_core::{Device, Result, Tensor};
-use candle_nn::VarBuilder;
+//! The score models of the toys: a small MLP `s(x)` (as the reference toy: 2 -> 128 -> 128 -> 2
+//! with softplus) that can also push a tangent through itself, and its noise-conditional
+//! variants `s(x, sigma_i)`.
+//!
+//! Forward-mode tangents (for the Jacobian-vector products of implicit and sliced score
+//! matching): for one layer `a = W x + b`, `h = softplus(a)`,
+//!
+//! `da = W dx`, `dh = softplus'(a) * da = sigmoid(a) * da`,
+//!
+//! so `J_s(x) v` is the output tangent when the input tangent is `v`.
+use candle_core::{bail, DType, Device, Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder, VarMap};
 use ndarray::{Array2, ArrayView2};
+use rand::Rng;
+use rand_distr::{Distribution, Uniform};
+use score_matching::JvpScore;
 
 /// How a noise-conditional MLP is told the noise level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,46 +28,361 @@ pub enum Conditioning {
 pub trait ScoreModel {
     /// `x`: `[N, 2]` f32; `levels`: `u32` `[N]` (ignored by unconditional models).
     fn score(&self, x: &Tensor, levels: Option<&Tensor>) -> Result<Tensor>;
+
+    /// The dtype of the parameters (inputs are converted to it by [`score_array`]).
+    fn dtype(&self) -> DType {
+        DType::F32
+    }
+
+    /// The number of noise levels of a noise-conditional model, `None` for an unconditional one.
+    fn n_levels(&self) -> Option<usize> {
+        None
+    }
 }
 
-/// s(x): 2 -> hidden -> hidden -> 2 with softplus, as the reference toy.
-pub struct ScoreMlp;
+/// `softplus(a) = log(1 + e^a)`, computed as `max(a, 0) + log(1 + e^{-|a|})` so that it neither
+/// overflows for large `a` nor loses all digits for very negative `a`.
+pub fn softplus(a: &Tensor) -> Result<Tensor> {
+    a.relu()? + (a.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
+/// One hidden layer `h = softplus(W x + b)` and its tangent `dh = sigmoid(W x + b) * (W dx)`.
+/// `modulate` is applied to the pre-activation and its tangent alike (it must be affine in `a`
+/// with a slope independent of `x`, like the per-level scale and shift below).
+fn softplus_layer(
+    layer: &Linear,
+    x: &Tensor,
+    dx: Option<&Tensor>,
+    modulate: impl Fn(&Tensor, bool) -> Result<Tensor>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let a = modulate(&layer.forward(x)?, false)?; // a = W x + b (then scale/shift)
+    let h = softplus(&a)?;
+    let dh = match dx {
+        Some(dx) => {
+            let da = modulate(&dx.matmul(&layer.weight().t()?)?, true)?; // da = W dx (then scale)
+            Some((candle_nn::ops::sigmoid(&a)? * da)?) // softplus'(a) = sigmoid(a)
+        }
+        None => None,
+    };
+    Ok((h, dh))
+}
+
+/// `s(x)`: 2 -> hidden -> hidden -> 2 with softplus, as the reference toy.
+#[derive(Debug, Clone)]
+pub struct ScoreMlp {
+    lin1: Linear,
+    lin2: Linear,
+    lin3: Linear,
+    dtype: DType,
+}
 
 impl ScoreMlp {
-    /// New MLP with parameters under `vb`.
-    pub fn new(_hidden: usize, _vb: VarBuilder) -> Result<Self> {
-        candle_core::bail!("stub")
+    /// New MLP with parameters `lin{1,2,3}.{weight,bias}` under `vb` (candle's default
+    /// initialisation; see [`ScoreMlp::seeded`] for a reproducible one).
+    pub fn new(hidden: usize, vb: VarBuilder) -> Result<Self> {
+        if hidden == 0 {
+            bail!("ScoreMlp: expected a positive number of hidden units, got 0");
+        }
+        Ok(Self {
+            lin1: candle_nn::linear(2, hidden, vb.pp("lin1"))?,
+            lin2: candle_nn::linear(hidden, hidden, vb.pp("lin2"))?,
+            lin3: candle_nn::linear(hidden, 2, vb.pp("lin3"))?,
+            dtype: vb.dtype(),
+        })
+    }
+
+    /// A new MLP whose parameters are drawn from `rng` (see [`init_seeded`]): the same seed gives
+    /// the same model. Returns the [`VarMap`] holding the trainable parameters.
+    pub fn seeded<R: Rng + ?Sized>(
+        hidden: usize,
+        dtype: DType,
+        device: &Device,
+        rng: &mut R,
+    ) -> Result<(Self, VarMap)> {
+        let varmap = VarMap::new();
+        let model = Self::new(hidden, VarBuilder::from_varmap(&varmap, dtype, device))?;
+        init_seeded(&varmap, rng)?;
+        Ok((model, varmap))
+    }
+
+    /// `s(x)` and, if a tangent `dx` is given, `J_s(x) dx`. `modulate(layer, a, is_tangent)` lets
+    /// the noise-conditional model scale and shift the hidden pre-activations.
+    fn forward_with(
+        &self,
+        x: &Tensor,
+        dx: Option<&Tensor>,
+        modulate: impl Fn(usize, &Tensor, bool) -> Result<Tensor>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (h1, dh1) = softplus_layer(&self.lin1, x, dx, |a, t| modulate(0, a, t))?;
+        let (h2, dh2) = softplus_layer(&self.lin2, &h1, dh1.as_ref(), |a, t| modulate(1, a, t))?;
+        let s = self.lin3.forward(&h2)?; // s = W3 h2 + b3
+        let ds = match dh2 {
+            Some(dh2) => Some(dh2.matmul(&self.lin3.weight().t()?)?), // ds = W3 dh2
+            None => None,
+        };
+        Ok((s, ds))
+    }
+
+    /// `s(x)` for `x` of shape `(N, 2)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        check_points(x)?;
+        Ok(self.forward_with(x, None, |_, a, _| Ok(a.clone()))?.0)
+    }
+}
+
+impl JvpScore for ScoreMlp {
+    fn score_and_jvp(&self, x: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        check_points(x)?;
+        if v.dims() != x.dims() {
+            bail!(
+                "ScoreMlp: tangent shape {:?} differs from point shape {:?}",
+                v.dims(),
+                x.dims()
+            );
+        }
+        let (s, ds) = self.forward_with(x, Some(v), |_, a, _| Ok(a.clone()))?;
+        match ds {
+            Some(ds) => Ok((s, ds)),
+            None => bail!("ScoreMlp: the tangent was lost in the forward pass"),
+        }
     }
 }
 
 impl ScoreModel for ScoreMlp {
-    fn score(&self, _x: &Tensor, _levels: Option<&Tensor>) -> Result<Tensor> {
-        candle_core::bail!("stub")
+    fn score(&self, x: &Tensor, _levels: Option<&Tensor>) -> Result<Tensor> {
+        self.forward(x)
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
     }
 }
 
-/// s(x, sigma_i).
-pub struct NoiseConditionalMlp;
+/// The level-conditioning parameters of [`Conditioning::Embedding`]: for each hidden layer `k`, a
+/// per-level scale `gamma_k[i]` and shift `beta_k[i]` of the pre-activations,
+/// `a <- gamma_k[i] * a + beta_k[i]` (like the conditional normalisation of NCSN, without the
+/// normalisation), initialised to the identity (`gamma = 1`, `beta = 0`). The input is first
+/// scaled by the fixed `c_in(sigma_i) = 1 / sqrt(1 + sigma_i^2)` (Karras et al. 2022's input
+/// preconditioning for data of unit scale): `x~ = x + sigma z` spreads like `sqrt(1 + sigma^2)`,
+/// and without it the first layer sees points 20 times farther out at `sigma = 20` than at 1.
+#[derive(Debug, Clone)]
+struct LevelEmbedding {
+    gamma: [Tensor; 2],
+    beta: [Tensor; 2],
+    /// `c_in(sigma_i)`, shape `(L,)`, not trained.
+    c_in: Tensor,
+}
+
+#[derive(Debug, Clone)]
+enum Conditioner {
+    Embedding(LevelEmbedding),
+    /// The levels as a `(L,)` tensor of the model's dtype.
+    DivideBySigma(Tensor),
+}
+
+/// `s(x, sigma_i)`: the MLP told the noise level `i`, in one of two ways (see [`Conditioning`]).
+#[derive(Debug, Clone)]
+pub struct NoiseConditionalMlp {
+    mlp: ScoreMlp,
+    conditioner: Conditioner,
+    sigmas: Vec<f64>,
+}
 
 impl NoiseConditionalMlp {
-    /// New noise-conditional MLP for the given levels.
-    pub fn new(_hidden: usize, _sigmas: &[f64], _conditioning: Conditioning, _vb: VarBuilder) -> Result<Self> {
-        candle_core::bail!("stub")
+    /// New noise-conditional MLP for the given levels. Parameters: `lin{1,2,3}.{weight,bias}`
+    /// and, for [`Conditioning::Embedding`], `gamma{1,2}` and `beta{1,2}` of shape `(L, hidden)`.
+    pub fn new(hidden: usize, sigmas: &[f64], conditioning: Conditioning, vb: VarBuilder) -> Result<Self> {
+        if sigmas.is_empty() {
+            bail!("NoiseConditionalMlp: expected at least one noise level in `sigmas`");
+        }
+        if let Some(s) = sigmas.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            bail!("NoiseConditionalMlp: expected finite positive `sigmas`, got {s}");
+        }
+        let levels = sigmas.len();
+        let conditioner = match conditioning {
+            Conditioning::Embedding => {
+                let table =
+                    |name: &str, value: f64| vb.get_with_hints((levels, hidden), name, candle_nn::Init::Const(value));
+                Conditioner::Embedding(LevelEmbedding {
+                    gamma: [table("gamma1", 1.0)?, table("gamma2", 1.0)?],
+                    beta: [table("beta1", 0.0)?, table("beta2", 0.0)?],
+                    c_in: Tensor::from_vec(
+                        sigmas.iter().map(|s| 1.0 / (1.0 + s * s).sqrt()).collect::<Vec<f64>>(),
+                        levels,
+                        vb.device(),
+                    )?
+                    .to_dtype(vb.dtype())?,
+                })
+            }
+            Conditioning::DivideBySigma => {
+                Conditioner::DivideBySigma(score_matching::sigmas_tensor(sigmas, vb.device())?.to_dtype(vb.dtype())?)
+            }
+        };
+        Ok(Self {
+            mlp: ScoreMlp::new(hidden, vb)?,
+            conditioner,
+            sigmas: sigmas.to_vec(),
+        })
+    }
+
+    /// A new model whose random parameters are drawn from `rng` (see [`init_seeded`]).
+    pub fn seeded<R: Rng + ?Sized>(
+        hidden: usize,
+        sigmas: &[f64],
+        conditioning: Conditioning,
+        dtype: DType,
+        device: &Device,
+        rng: &mut R,
+    ) -> Result<(Self, VarMap)> {
+        let varmap = VarMap::new();
+        let model = Self::new(
+            hidden,
+            sigmas,
+            conditioning,
+            VarBuilder::from_varmap(&varmap, dtype, device),
+        )?;
+        init_seeded(&varmap, rng)?;
+        Ok((model, varmap))
+    }
+
+    /// How the level enters.
+    pub fn conditioning(&self) -> Conditioning {
+        match self.conditioner {
+            Conditioner::Embedding(_) => Conditioning::Embedding,
+            Conditioner::DivideBySigma(_) => Conditioning::DivideBySigma,
+        }
+    }
+
+    /// The noise levels the model was built for.
+    pub fn sigmas(&self) -> &[f64] {
+        &self.sigmas
+    }
+
+    /// `s(x, sigma_{levels[n]})` for `x` of shape `(N, 2)` and `u32` level indices of shape `(N,)`.
+    pub fn forward(&self, x: &Tensor, levels: &Tensor) -> Result<Tensor> {
+        check_points(x)?;
+        if levels.dims() != [x.dim(0)?] {
+            bail!(
+                "NoiseConditionalMlp: expected one level index per point, got levels of shape {:?}",
+                levels.dims()
+            );
+        }
+        match &self.conditioner {
+            Conditioner::Embedding(e) => {
+                // Rows of the tables for each example's level: (N, hidden).
+                let gamma = [e.gamma[0].index_select(levels, 0)?, e.gamma[1].index_select(levels, 0)?];
+                let beta = [e.beta[0].index_select(levels, 0)?, e.beta[1].index_select(levels, 0)?];
+                let modulate = |k: usize, a: &Tensor, tangent: bool| {
+                    let scaled = (a * &gamma[k])?; // gamma_k[i] * a
+                    if tangent {
+                        Ok(scaled)
+                    } else {
+                        scaled + &beta[k] // + beta_k[i]
+                    }
+                };
+                // x_in = c_in(sigma_i) x: points of comparable spread at every level.
+                let x = x.broadcast_mul(&e.c_in.index_select(levels, 0)?.unsqueeze(1)?)?;
+                Ok(self.mlp.forward_with(&x, None, modulate)?.0)
+            }
+            Conditioner::DivideBySigma(sigmas) => {
+                let sigma = sigmas.index_select(levels, 0)?.unsqueeze(1)?; // (N, 1)
+                self.mlp.forward(x)?.broadcast_div(&sigma) // s(x, sigma) = f(x) / sigma
+            }
+        }
     }
 }
 
 impl ScoreModel for NoiseConditionalMlp {
-    fn score(&self, _x: &Tensor, _levels: Option<&Tensor>) -> Result<Tensor> {
-        candle_core::bail!("stub")
+    fn score(&self, x: &Tensor, levels: Option<&Tensor>) -> Result<Tensor> {
+        match levels {
+            Some(levels) => self.forward(x, levels),
+            None => bail!("NoiseConditionalMlp: a noise-conditional model needs the level index of every point"),
+        }
+    }
+
+    fn dtype(&self) -> DType {
+        self.mlp.dtype
+    }
+
+    fn n_levels(&self) -> Option<usize> {
+        Some(self.sigmas.len())
     }
 }
 
-/// Evaluates a model on ndarray points (`level`: the noise index for conditional models).
+fn check_points(x: &Tensor) -> Result<()> {
+    match x.dims() {
+        [_, 2] => Ok(()),
+        dims => bail!("score model: expected points of shape (N, 2), got {dims:?}"),
+    }
+}
+
+/// Re-draws every `*.weight` of shape `(out, in)` and its `*.bias` from
+/// `U(-1/sqrt(in), 1/sqrt(in))` (PyTorch's default for `nn.Linear`, as in the reference toy) using
+/// the project's seeded `rng`, in the sorted order of the parameter names, so that the same seed
+/// gives the same model (candle's own CPU generator cannot be seeded). Other parameters keep
+/// their deterministic initial values.
+pub fn init_seeded<R: Rng + ?Sized>(varmap: &VarMap, rng: &mut R) -> Result<()> {
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("VarMap lock poisoned".into()))?;
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &vars[name];
+        let fan_in = if name.ends_with(".weight") {
+            match var.dims() {
+                [_, fan_in] => *fan_in,
+                _ => continue,
+            }
+        } else if let Some(prefix) = name.strip_suffix(".bias") {
+            match vars
+                .get(&format!("{prefix}.weight"))
+                .map(|w| w.dims().to_vec())
+                .as_deref()
+            {
+                Some([_, fan_in]) => *fan_in,
+                _ => continue,
+            }
+        } else {
+            continue;
+        };
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let uniform = Uniform::new(-bound, bound).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let values: Vec<f64> = (0..var.elem_count()).map(|_| uniform.sample(rng)).collect();
+        let t = Tensor::from_vec(values, var.shape(), var.device())?.to_dtype(var.dtype())?;
+        var.set(&t)?;
+    }
+    Ok(())
+}
+
+/// Evaluates a model on ndarray points `x` of shape `(N, 2)` (`level`: the noise index for
+/// conditional models, the same for every point). Returns the scores in `f64`.
 pub fn score_array(
-    _model: &dyn ScoreModel,
-    _x: ArrayView2<f64>,
-    _level: Option<usize>,
-    _device: &Device,
+    model: &dyn ScoreModel,
+    x: ArrayView2<f64>,
+    level: Option<usize>,
+    device: &Device,
 ) -> Result<Array2<f64>> {
-    candle_core::bail!("stub")
+    let (n, d) = x.dim();
+    if d != 2 {
+        bail!("score_array: expected points with 2 columns, got {d}");
+    }
+    let levels = match (model.n_levels(), level) {
+        (Some(l), Some(i)) if i < l => Some(Tensor::from_vec(vec![i as u32; n], n, device)?),
+        (Some(l), Some(i)) => bail!("score_array: level {i} out of range, the model has {l} noise levels"),
+        (Some(_), None) => bail!("score_array: a noise-conditional model needs a level"),
+        (None, _) => None,
+    };
+    let values: Vec<f64> = x.iter().copied().collect(); // row-major, whatever the view's strides
+    let xt = Tensor::from_vec(values, (n, 2), device)?.to_dtype(model.dtype())?;
+    let s = model.score(&xt, levels.as_ref())?;
+    if s.dims() != [n, 2] {
+        bail!(
+            "score_array: the model returned shape {:?}, expected ({n}, 2)",
+            s.dims()
+        );
+    }
+    let flat = s.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    Array2::from_shape_vec((n, 2), flat).map_err(|e| candle_core::Error::Msg(e.to_string()))
 }
