@@ -1,0 +1,260 @@
+//! The paper's toy experiments. Each one writes its figures and a JSON of its numbers into the
+//! output folder and returns a [`Table`] that the command line prints.
+//!
+//! | experiment | what it shows | files |
+//! |---|---|---|
+//! | [`score_field`] | a learned score is good near the modes, bad where data are rare (Fig. 2) | `score_field.{png,json}`, `score_error.png` |
+//! | [`langevin_weights`] | Langevin gets mixture weights wrong, annealed Langevin gets them right (Fig. 3) | `langevin_weights*.png`, `langevin_weights.json` |
+//! | [`manifold`] | score matching on data with no density fails; a little noise fixes it (Fig. 1) | `manifold_loss.{png,svg}`, `manifold.json` |
+//! | [`ncsn2d`] | noise-conditional DSM + annealed Langevin on every toy data set | `ncsn2d_grid.png`, `ncsn2d_loss.{png,svg}`, `ncsn2d.json` |
+//! | [`trajectories`] | particles moving under annealed Langevin over each level's score field | `trajectories.gif`, `trajectories_levels.png`, `trajectories.json` |
+pub mod langevin_weights;
+pub mod manifold;
+pub mod ncsn2d;
+pub mod score_field;
+pub mod trajectories;
+
+use crate::output::OutDir;
+use candle_core::Device;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::fmt;
+
+/// What every experiment gets from the command line.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Where figures and JSON files go.
+    pub out: OutDir,
+    /// The seed of every random draw.
+    pub seed: u64,
+    /// Training steps of every learned model, overriding each experiment's default.
+    pub steps: Option<usize>,
+    /// The device the networks run on.
+    pub device: Device,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Context {
+    /// A generator for one part of one experiment: the seed picks the key and `stream` the ChaCha
+    /// stream, so that each experiment draws the same numbers whichever order they run in.
+    pub fn rng(&self, stream: u64) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(stream);
+        rng
+    }
+
+    /// The training steps: `--steps` if given, else the experiment's default.
+    pub fn train_steps(&self, default: usize) -> usize {
+        self.steps.unwrap_or(default)
+    }
+
+    /// A progress bar of `len` ticks (hidden without `--progress` or when stderr is no terminal).
+    pub fn bar(&self, len: u64, message: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        let style = ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} ({eta})")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_message(message.to_string());
+        bar
+    }
+}
+
+/// The experiments, in the order `all` runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Experiment {
+    /// [`score_field`].
+    ScoreField,
+    /// [`langevin_weights`].
+    LangevinWeights,
+    /// [`manifold`].
+    Manifold,
+    /// [`ncsn2d`].
+    Ncsn2d,
+    /// [`trajectories`].
+    Trajectories,
+}
+
+impl Experiment {
+    /// All experiments, in the order of the book.
+    pub const ALL: [Experiment; 5] = [
+        Experiment::ScoreField,
+        Experiment::LangevinWeights,
+        Experiment::Manifold,
+        Experiment::Ncsn2d,
+        Experiment::Trajectories,
+    ];
+
+    /// The subcommand name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Experiment::ScoreField => "score-field",
+            Experiment::LangevinWeights => "langevin-weights",
+            Experiment::Manifold => "manifold",
+            Experiment::Ncsn2d => "ncsn2d",
+            Experiment::Trajectories => "trajectories",
+        }
+    }
+
+    /// Runs the experiment: figures and JSON into `ctx.out`, a table back.
+    pub fn run(self, ctx: &Context) -> anyhow::Result<Table> {
+        match self {
+            Experiment::ScoreField => score_field::run(ctx),
+            Experiment::LangevinWeights => langevin_weights::run(ctx),
+            Experiment::Manifold => manifold::run(ctx),
+            Experiment::Ncsn2d => ncsn2d::run(ctx),
+            Experiment::Trajectories => trajectories::run(ctx),
+        }
+    }
+}
+
+/// A small text table for the terminal.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    /// Printed above the table.
+    pub title: String,
+    /// Column names.
+    pub header: Vec<String>,
+    /// Cells, one `Vec` per row.
+    pub rows: Vec<Vec<String>>,
+    /// Files the experiment wrote.
+    pub files: Vec<String>,
+}
+
+impl Table {
+    /// An empty table with a title and column names.
+    pub fn new(title: &str, header: &[&str]) -> Self {
+        Self {
+            title: title.to_string(),
+            header: header.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Appends a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cols = self.header.len().max(self.rows.iter().map(Vec::len).max().unwrap_or(0));
+        let mut width = vec![0usize; cols];
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            for (i, c) in row.iter().enumerate() {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        writeln!(f, "\n== {} ==", self.title)?;
+        let line = |f: &mut fmt::Formatter<'_>, row: &[String]| -> fmt::Result {
+            let cells: Vec<String> = (0..cols)
+                .map(|i| {
+                    let c = row.get(i).map(String::as_str).unwrap_or("");
+                    format!("{c:<w$}", w = width[i])
+                })
+                .collect();
+            writeln!(f, "  {}", cells.join("  ").trim_end())
+        };
+        line(f, &self.header)?;
+        writeln!(
+            f,
+            "  {}",
+            width.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ")
+        )?;
+        for row in &self.rows {
+            line(f, row)?;
+        }
+        if !self.files.is_empty() {
+            writeln!(f, "  wrote: {}", self.files.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// `n` points uniform in `[lo, hi]^2`.
+pub fn uniform_square<R: Rng + ?Sized>(n: usize, (lo, hi): (f64, f64), rng: &mut R) -> Array2<f64> {
+    Array2::from_shape_simple_fn((n, 2), || rng.random_range(lo..hi))
+}
+
+/// `sum_i ||a_i - b_i||^2` per row.
+pub fn row_sq_dist(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Vec<f64> {
+    a.outer_iter()
+        .zip(b.outer_iter())
+        .map(|(p, q)| p.iter().zip(q.iter()).map(|(u, v)| (u - v) * (u - v)).sum())
+        .collect()
+}
+
+/// Moving average over a window of `w` (shorter at the start), to read noisy loss curves.
+pub fn moving_average(x: &[f64], w: usize) -> Vec<f64> {
+    let w = w.max(1);
+    let mut out = Vec::with_capacity(x.len());
+    let mut sum = 0.0;
+    for i in 0..x.len() {
+        sum += x[i];
+        if i >= w {
+            sum -= x[i - w];
+        }
+        out.push(sum / (i + 1).min(w) as f64);
+    }
+    out
+}
+
+/// Formats a number for tables: 4 significant digits, scientific when very small or large.
+pub fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// Turns a `langevin::Error` or candle error into `anyhow` with context.
+pub fn sampler_err(e: langevin::Error) -> anyhow::Error {
+    anyhow::anyhow!("Langevin sampler failed: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moving_average_of_a_ramp() {
+        let m = moving_average(&[1.0, 2.0, 3.0, 4.0], 2);
+        assert_eq!(m, vec![1.0, 1.5, 2.5, 3.5]);
+    }
+
+    #[test]
+    fn streams_differ_and_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = Context {
+            out: OutDir::create(dir.path()).unwrap(),
+            seed: 1,
+            steps: None,
+            device: Device::Cpu,
+            progress: false,
+        };
+        let (a, b, c): (u64, u64, u64) = (ctx.rng(1).random(), ctx.rng(1).random(), ctx.rng(2).random());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let mut t = Table::new("T", &["a", "long name"]);
+        t.row(vec!["xyz".into(), "1".into()]);
+        let s = t.to_string();
+        assert!(s.contains("a    long name"), "{s}");
+        assert!(s.contains("xyz  1"), "{s}");
+    }
+}

@@ -1,0 +1,179 @@
+//! Drawing pieces shared by the figures, generic over the plotters backend (PNG, SVG, GIF).
+use super::{iso_lines, plot_err, viridis, Grid, FONT};
+use anyhow::Result;
+use ndarray::{Array2, ArrayView2};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// A 2D chart with `f64` axes.
+pub type Chart2d<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Colours for series, distinguishable in print (Tableau-like).
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(23, 190, 207),
+];
+
+/// A chart over `[lo, hi]^2` with a title and axes `x₁`, `x₂`. Give it a square area so that
+/// arrows keep their angles.
+pub fn square_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    (lo, hi): (f64, f64),
+    title_size: u32,
+) -> Result<Chart2d<'a, DB>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, title_size))
+        .margin(8)
+        .margin_right(16)
+        .x_label_area_size(36)
+        .y_label_area_size(44)
+        .build_cartesian_2d(lo..hi, lo..hi)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("x₁")
+        .y_desc("x₂")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .x_labels(5)
+        .y_labels(5)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(chart)
+}
+
+/// Fills each grid cell with `color(t)`, `t = (value - vmin) / (vmax - vmin)`.
+pub fn draw_heatmap<DB: DrawingBackend>(
+    chart: &mut Chart2d<'_, DB>,
+    grid: &Grid,
+    values: &Array2<f64>,
+    (vmin, vmax): (f64, f64),
+    color: impl Fn(f64) -> RGBColor,
+) -> Result<()> {
+    let h = grid.cell() / 2.0;
+    let span = if vmax > vmin { vmax - vmin } else { 1.0 };
+    let cells = values.indexed_iter().map(|((iy, ix), v)| {
+        let (cx, cy) = (grid.center(ix), grid.center(iy));
+        // overlap cells by a hair so no seams show between them
+        Rectangle::new(
+            [(cx - h * 1.02, cy - h * 1.02), (cx + h * 1.02, cy + h * 1.02)],
+            color((v - vmin) / span).filled(),
+        )
+    });
+    chart.draw_series(cells).map_err(plot_err)?;
+    Ok(())
+}
+
+/// Draws the iso-lines of `values` at each level in `levels` with `style`.
+pub fn draw_contours<DB: DrawingBackend>(
+    chart: &mut Chart2d<'_, DB>,
+    grid: &Grid,
+    values: &Array2<f64>,
+    levels: &[f64],
+    style: ShapeStyle,
+) -> Result<()> {
+    for &level in levels {
+        let segs = iso_lines(grid, values, level);
+        chart
+            .draw_series(segs.into_iter().map(|s| PathElement::new(vec![s[0], s[1]], style)))
+            .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+/// Arrows from each point `p` to `p + v` (`v` already scaled to data units), with a small head.
+pub fn draw_arrows<DB: DrawingBackend>(
+    chart: &mut Chart2d<'_, DB>,
+    points: ArrayView2<f64>,
+    vectors: ArrayView2<f64>,
+    style: ShapeStyle,
+) -> Result<()> {
+    let mut paths = Vec::with_capacity(points.nrows() * 2);
+    for (p, v) in points.outer_iter().zip(vectors.outer_iter()) {
+        let (x, y, dx, dy) = (p[0], p[1], v[0], v[1]);
+        let len = (dx * dx + dy * dy).sqrt();
+        if !len.is_finite() || len < 1e-9 {
+            continue;
+        }
+        let tip = (x + dx, y + dy);
+        paths.push(PathElement::new(vec![(x, y), tip], style));
+        // head: two strokes of 30% of the length, at +-25 degrees from the shaft, pointing back
+        let (ux, uy) = (-dx / len, -dy / len);
+        let head = 0.3 * len;
+        let (c, s) = (25f64.to_radians().cos(), 25f64.to_radians().sin());
+        let left = (tip.0 + head * (c * ux - s * uy), tip.1 + head * (s * ux + c * uy));
+        let right = (tip.0 + head * (c * ux + s * uy), tip.1 + head * (-s * ux + c * uy));
+        paths.push(PathElement::new(vec![left, tip, right], style));
+    }
+    chart.draw_series(paths).map_err(plot_err)?;
+    Ok(())
+}
+
+/// Points as small filled circles of `radius` pixels; points outside the chart are skipped.
+pub fn draw_points<DB: DrawingBackend>(
+    chart: &mut Chart2d<'_, DB>,
+    points: ArrayView2<f64>,
+    color: RGBAColor,
+    radius: u32,
+    label: Option<&str>,
+) -> Result<()> {
+    let (xr, yr) = (chart.x_range(), chart.y_range());
+    let inside: Vec<(f64, f64)> = points
+        .outer_iter()
+        .map(|p| (p[0], p[1]))
+        .filter(|(x, y)| xr.contains(x) && yr.contains(y))
+        .collect();
+    let series = chart
+        .draw_series(inside.into_iter().map(|p| Circle::new(p, radius, color.filled())))
+        .map_err(plot_err)?;
+    if let Some(label) = label {
+        series
+            .label(label)
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+    }
+    Ok(())
+}
+
+/// A vertical colour bar for viridis over `[vmin, vmax]` with a label, in its own (narrow) area.
+pub fn draw_colorbar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (vmin, vmax): (f64, f64),
+    label: &str,
+) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(40)
+        .margin_bottom(44)
+        .margin_right(8)
+        .y_label_area_size(54)
+        .build_cartesian_2d(0.0..1.0, vmin..vmax)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_desc(label)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .y_labels(6)
+        .draw()
+        .map_err(plot_err)?;
+    let steps = 100;
+    let dv = (vmax - vmin) / steps as f64;
+    chart
+        .draw_series((0..steps).map(|i| {
+            let v = vmin + i as f64 * dv;
+            Rectangle::new(
+                [(0.0, v), (1.0, v + dv * 1.05)],
+                viridis(i as f64 / (steps - 1) as f64).filled(),
+            )
+        }))
+        .map_err(plot_err)?;
+    Ok(())
+}
