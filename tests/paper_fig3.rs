@@ -20,7 +20,16 @@ fn plain_error(seed: u64) -> f64 {
     let p = paper_mixture();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x0 = uniform_start(&mut rng);
-    let out = langevin(x0, |x| Ok(p.score(x.view())), 0.1, 1000, StepConvention::Paper, None, &mut rng).unwrap();
+    let out = langevin(
+        x0,
+        |x| Ok(p.score(x.view())),
+        0.1,
+        1000,
+        StepConvention::Paper,
+        None,
+        &mut rng,
+    )
+    .unwrap();
     (p.mode_weights(out.samples.view())[0] - 0.2).abs()
 }
 
@@ -33,7 +42,13 @@ fn annealed_error(seed: u64, sigmas: Vec<f64>) -> f64 {
     config.steps_per_level = 100;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x0 = uniform_start(&mut rng);
-    let out = annealed_langevin(x0, |x, level, _| Ok(perturbed[level].score(x.view())), &config, &mut rng).unwrap();
+    let out = annealed_langevin(
+        x0,
+        |x, level, _| Ok(perturbed[level].score(x.view())),
+        &config,
+        &mut rng,
+    )
+    .unwrap();
     (p.mode_weights(out.samples.view())[0] - 0.2).abs()
 }
 
@@ -43,7 +58,10 @@ fn plain_langevin_gets_the_mode_weights_wrong() {
         // Started uniformly, about half of the particles fall on each side of the valley and stay:
         // the small mode ends with ~0.5 of the mass instead of 0.2.
         let e = plain_error(seed);
-        assert!(e > 0.1, "seed {seed}: plain Langevin weight error {e} should exceed 0.1");
+        assert!(
+            e > 0.1,
+            "seed {seed}: plain Langevin weight error {e} should exceed 0.1"
+        );
     }
 }
 
@@ -56,7 +74,10 @@ fn annealed_langevin_recovers_the_mode_weights() {
         // that started at 0.5 has not fully relaxed when the valley closes), so 0.03 is the
         // paper's "recovers" with that bias and ~1 sd of sampling error; plain Langevin is at ~0.3.
         let e = annealed_error(seed, sigmas.clone());
-        assert!(e < 0.03, "seed {seed}: annealed Langevin weight error {e} should be below 0.03");
+        assert!(
+            e < 0.03,
+            "seed {seed}: annealed Langevin weight error {e} should be below 0.03"
+        );
     }
 }
 
@@ -77,4 +98,3 @@ fn annealing_switched_off_fails() {
         assert!(e > 0.1, "seed {seed}: error {e}");
     }
 }
-

@@ -1,0 +1,278 @@
+//! Checkpoints: everything needed to continue a run exactly, or to sample from its model.
+//!
+//! A checkpoint in a run folder is two files:
+//!
+//! - `checkpoint-<step>.safetensors`: the weights `model.<param>`, the EMA weights `ema.<param>`
+//!   (when the run keeps an EMA) and Adam's moments `adam.m.<param>`, `adam.v.<param>`;
+//! - `checkpoint.json` ([`CheckpointMeta`]): the step, the whole [`TrainConfig`], the noise
+//!   levels, Adam's step count, the state of the random generators and of the data loaders,
+//!   and the name of its weights file.
+//!
+//! Both are written atomically, weights first; `checkpoint.json` is written last and is the
+//! commit point, so an interrupted save leaves the previous checkpoint intact. Weights files
+//! no longer named by `checkpoint.json` are then removed.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::data::LoaderState;
+use crate::error::{Error, Result};
+use crate::fsutil::{write_atomic, write_atomic_with};
+use crate::model::{CondRefineNetDilated, ModelConfig};
+use crate::vars::{load_into, named_vars};
+
+/// File name of a checkpoint's metadata in a run folder.
+pub const CHECKPOINT_JSON: &str = "checkpoint.json";
+/// Version tag of the checkpoint format.
+pub const FORMAT: &str = "ncsn-checkpoint-1";
+
+/// The running mean of the training loss since the last log row (stored so that a resumed run
+/// writes the same log rows as an uninterrupted one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossAccumulator {
+    /// Sum of per-example losses.
+    pub sum: f64,
+    /// Number of examples.
+    pub count: u64,
+    /// Per noise level: sum of per-example losses.
+    pub level_sum: Vec<f64>,
+    /// Per noise level: number of examples.
+    pub level_count: Vec<u64>,
+}
+
+impl LossAccumulator {
+    /// An empty accumulator for `levels` noise levels.
+    pub fn new(levels: usize) -> Self {
+        Self {
+            sum: 0.0,
+            count: 0,
+            level_sum: vec![0.0; levels],
+            level_count: vec![0; levels],
+        }
+    }
+    /// Adds per-example losses with their level indices.
+    pub fn add(&mut self, losses: &[f64], levels: &[u32]) {
+        for (&l, &i) in losses.iter().zip(levels) {
+            self.sum += l;
+            self.count += 1;
+            if let (Some(s), Some(c)) = (self.level_sum.get_mut(i as usize), self.level_count.get_mut(i as usize)) {
+                *s += l;
+                *c += 1;
+            }
+        }
+    }
+    /// The mean loss and the per-level means (`None` for a level without examples).
+    pub fn means(&self) -> (f64, Vec<Option<f64>>) {
+        let mean = self.sum / self.count.max(1) as f64;
+        let levels = self
+            .level_sum
+            .iter()
+            .zip(&self.level_count)
+            .map(|(&s, &c)| (c > 0).then(|| s / c as f64))
+            .collect();
+        (mean, levels)
+    }
+}
+
+/// The metadata of a checkpoint (`checkpoint.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointMeta {
+    /// [`FORMAT`].
+    pub format: String,
+    /// Training steps done.
+    pub step: u64,
+    /// Weights file, in the same folder.
+    pub weights: String,
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// The model's shape (derived from `config`; stored for readers of the file).
+    pub model: ModelConfig,
+    /// The noise levels sigma_1 > ... > sigma_L.
+    pub sigmas: Vec<f64>,
+    /// Adam's step count.
+    pub adam_steps: u64,
+    /// The training generator (data dequantisation and flips, noise levels, noise).
+    pub rng: ChaCha8Rng,
+    /// The test generator.
+    pub test_rng: ChaCha8Rng,
+    /// Position of the training loader.
+    pub train_loader: LoaderState,
+    /// Position of the test loader.
+    pub test_loader: LoaderState,
+    /// Training loss since the last log row.
+    pub loss_accumulator: LossAccumulator,
+}
+
+/// The path of `checkpoint.json` for `path`, which is either a run folder or the JSON file.
+pub fn meta_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(CHECKPOINT_JSON)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Reads a checkpoint's metadata from a run folder or its `checkpoint.json`.
+pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
+    let json = meta_path(path);
+    if !json.is_file() {
+        return Err(Error::checkpoint(
+            &json,
+            "not found: expected a run folder holding checkpoint.json (e.g. runs/mnist) or the path of a checkpoint.json",
+        ));
+    }
+    let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
+    let meta: CheckpointMeta = serde_json::from_str(&text)
+        .map_err(|e| Error::checkpoint(&json, format!("is not an ncsn checkpoint file: {e}")))?;
+    if meta.format != FORMAT {
+        return Err(Error::checkpoint(
+            &json,
+            format!("has format {:?}, expected {FORMAT:?}", meta.format),
+        ));
+    }
+    if meta.model != meta.config.model_config() {
+        return Err(Error::checkpoint(
+            &json,
+            "its `model` does not match its `config`: the file was edited",
+        ));
+    }
+    Ok(meta)
+}
+
+/// Loads the tensors of the weights file that `meta` (read from `json`) names.
+pub fn read_tensors(json: &Path, meta: &CheckpointMeta, device: &Device) -> Result<HashMap<String, Tensor>> {
+    let weights = json.parent().unwrap_or(Path::new(".")).join(&meta.weights);
+    if !weights.is_file() {
+        return Err(Error::checkpoint(
+            &weights,
+            format!("the weights file named by {} is missing", json.display()),
+        ));
+    }
+    candle_core::safetensors::load(&weights, device)
+        .map_err(|e| Error::checkpoint(&weights, format!("is not a readable safetensors file: {e}")))
+}
+
+/// Writes `tensors` and `meta` into the run folder `dir` (see the module documentation).
+pub fn save(dir: &Path, meta: &CheckpointMeta, tensors: Vec<(String, Tensor)>) -> Result<PathBuf> {
+    let weights = dir.join(&meta.weights);
+    let map: HashMap<String, Tensor> = tensors.into_iter().collect();
+    write_atomic_with(&weights, |tmp| {
+        candle_core::safetensors::save(&map, tmp).map_err(|e| Error::checkpoint(tmp, e.to_string()))
+    })?;
+    let json = dir.join(CHECKPOINT_JSON);
+    let text = serde_json::to_string_pretty(meta).map_err(|e| Error::checkpoint(&json, e.to_string()))?;
+    write_atomic(&json, text.as_bytes())?;
+    // Weights of older checkpoints are no longer referenced.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("checkpoint-") && name.ends_with(".safetensors") && name != meta.weights {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(json)
+}
+
+/// The weights file name for a step.
+pub fn weights_name(step: u64) -> String {
+    format!("checkpoint-{step:08}.safetensors")
+}
+
+/// Builds the score network of `config` on `device` with fresh variables; with `seed`, they
+/// are drawn reproducibly ([`crate::model::seeded_init`]).
+pub fn build_model(config: &ModelConfig, device: &Device, seed: Option<u64>) -> Result<(VarMap, CondRefineNetDilated)> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let model = CondRefineNetDilated::new(config, vb)?;
+    if let Some(seed) = seed {
+        crate::model::seeded_init(&varmap, seed)?;
+    }
+    Ok((varmap, model))
+}
+
+/// A trained model, loaded for sampling.
+pub struct LoadedModel {
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// The noise levels sigma_1 > ... > sigma_L the model was trained with.
+    pub sigmas: Vec<f64>,
+    /// Training steps done.
+    pub step: u64,
+    /// The network with the last weights.
+    pub model: CondRefineNetDilated,
+    /// The network with the EMA weights, when the run kept an EMA.
+    pub ema: Option<CondRefineNetDilated>,
+}
+
+impl LoadedModel {
+    /// The network to sample with: the EMA weights when there are some (as NCSNv2 does),
+    /// otherwise the last weights.
+    pub fn sampling_model(&self) -> &CondRefineNetDilated {
+        self.ema.as_ref().unwrap_or(&self.model)
+    }
+}
+
+/// Loads a checkpoint (a run folder or its `checkpoint.json`) for sampling.
+pub fn load_checkpoint(path: &Path, device: &Device) -> Result<LoadedModel> {
+    let json = meta_path(path);
+    let meta = read_meta(&json)?;
+    let tensors = read_tensors(&json, &meta, device)?;
+    let weights = json.parent().unwrap_or(Path::new(".")).join(&meta.weights);
+    let (varmap, model) = build_model(&meta.model, device, None)?;
+    let vars = named_vars(&varmap);
+    check_no_extra(&tensors, &vars, meta.config.ema, &weights)?;
+    load_into(&vars, &tensors, "model.", &weights)?;
+    let ema = if meta.config.ema {
+        let (ema_map, ema_model) = build_model(&meta.model, device, None)?;
+        load_into(&named_vars(&ema_map), &tensors, "ema.", &weights)?;
+        Some(ema_model)
+    } else {
+        None
+    };
+    Ok(LoadedModel {
+        config: meta.config,
+        sigmas: meta.sigmas,
+        step: meta.step,
+        model,
+        ema,
+    })
+}
+
+/// Every tensor of a checkpoint must belong to the model built from its configuration.
+pub fn check_no_extra(
+    tensors: &HashMap<String, Tensor>,
+    vars: &[(String, candle_core::Var)],
+    ema: bool,
+    path: &Path,
+) -> Result<()> {
+    let names: std::collections::HashSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+    let mut extra: Vec<&String> = tensors
+        .keys()
+        .filter(|k| {
+            let known = ["model.", "adam.m.", "adam.v."]
+                .iter()
+                .chain(if ema { &["ema."][..] } else { &[][..] })
+                .any(|p| k.strip_prefix(p).is_some_and(|n| names.contains(n)));
+            !known
+        })
+        .collect();
+    extra.sort();
+    match extra.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::checkpoint(
+            path,
+            format!(
+                "holds {} tensor(s) that the model of its configuration does not have (first: `{first}`): \
+                 it was saved from another model",
+                extra.len()
+            ),
+        )),
+    }
+}

@@ -1,0 +1,466 @@
+//! The `sample`, `inpaint` and `bench` subcommands of the `ncsn` binary: flags, and the files
+//! they write. The work itself is in [`crate::sample`], [`crate::inpaint`] and
+//! [`crate::model::bench`].
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use clap::Args;
+use image::RgbImage;
+use langevin::{Snapshot, StepConvention};
+
+use crate::checkpoint::LoadedModel;
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic_with;
+use crate::images::{grid, save_gif, save_png, to_rgb_images, Figure};
+use crate::inpaint::{self, MaskKind};
+use crate::load::{is_weights_file, load_model};
+use crate::model::bench::{run_bench, BenchOptions};
+use crate::model::{CondRefineNetDilated, ModelConfig};
+use crate::sample::{count_non_finite, sample, SampleConfig};
+use crate::train::Progress;
+
+/// Chains shown in the animated GIF (a 4 x 4 grid keeps the file small).
+pub const GIF_IMAGES: usize = 16;
+/// Chains shown per row of the `chain.png` overview.
+pub const CHAIN_COLUMNS: usize = 8;
+
+/// Which model to use.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Run folder of `ncsn train` (or its checkpoint.json); or a bare .safetensors file of weights
+    /// (e.g. a converted reference checkpoint), which needs --model-config
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The model of a bare .safetensors file: cifar10 (ngf 128, 3x32x32), mnist (ngf 64, 1x28x28),
+    /// or a TOML file with the keys of `train --config` (ngf, channels, image_size, sigma_begin,
+    /// sigma_end, num_levels)
+    #[arg(long)]
+    pub model_config: Option<String>,
+    /// Use the last weights even when the run kept an EMA (the EMA weights are the default)
+    #[arg(long)]
+    pub no_ema: bool,
+    /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`)
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// How the chains run and what is written.
+#[derive(Debug, Clone, Args)]
+pub struct ChainArgs {
+    /// Seed of the starting noise and of every Langevin draw
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Chains per network batch (results depend on the seed and on this)
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Base step size eps: the step at level i is eps * sigma_i^2 / sigma_L^2
+    #[arg(long, default_value_t = 2e-5)]
+    pub eps: f64,
+    /// Langevin steps per noise level (T; the paper's is 100)
+    #[arg(long, default_value_t = 100)]
+    pub steps_per_level: usize,
+    /// Update form that eps refers to: `paper` (x + eps_i/2 s + sqrt(eps_i) z) or `reference`
+    /// (the reference code's x + eps_i s + sqrt(2 eps_i) z)
+    #[arg(long, default_value = "paper")]
+    pub step_convention: String,
+    /// End with the denoising step x <- x + sigma_L^2 s(x, sigma_L)
+    #[arg(long)]
+    pub denoise: bool,
+    /// Keep the chains every K steps: a grid per snapshot, an overview and an animated GIF
+    #[arg(long, value_name = "K")]
+    pub snapshots: Option<usize>,
+    /// Pixels per image pixel in the pictures
+    #[arg(long, default_value_t = 2)]
+    pub scale: u32,
+    /// Output folder [default: <run folder>/samples or ./samples; <run folder>/inpainting or ./inpainting]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl ChainArgs {
+    fn config(&self, n: usize) -> Result<SampleConfig> {
+        let convention = StepConvention::parse(&self.step_convention).map_err(|_| {
+            Error::config(
+                "step_convention",
+                format!("expected `paper` or `reference`, got `{}`", self.step_convention),
+            )
+        })?;
+        let config = SampleConfig {
+            n,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            eps: self.eps,
+            steps_per_level: self.steps_per_level,
+            convention,
+            denoise: self.denoise,
+            snapshot_every: self.snapshots,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// `ncsn sample`.
+#[derive(Debug, Clone, Args)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Number of images
+    #[arg(long, default_value_t = 64)]
+    pub n: usize,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+}
+
+/// `ncsn inpaint`.
+#[derive(Debug, Clone, Args)]
+pub struct InpaintArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A PNG/JPEG image to complete (resized and centre-cropped to the model's size, like the
+    /// training loader); repeat the flag for several
+    #[arg(long, conflicts_with = "dataset")]
+    pub image: Vec<PathBuf>,
+    /// Take --n images from data as `train --data` takes it (CIFAR-10 folder: its test batch;
+    /// MNIST IDX file or image folder: the images train holds out for testing, then the others)
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// Images to take from --dataset
+    #[arg(long, default_value_t = 8)]
+    pub n: usize,
+    /// Which pixels are observed: left-half, center (all but the centre square), or a PNG of the
+    /// model's size where white (>= 128) = observed and black = filled in
+    #[arg(long, default_value = "left-half")]
+    pub mask: String,
+    /// Completions per image
+    #[arg(long, default_value_t = 4)]
+    pub per_image: usize,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+}
+
+/// `ncsn bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Network width (the paper's CIFAR-10 model: 128)
+    #[arg(long, default_value_t = 128)]
+    pub ngf: usize,
+    /// Image channels
+    #[arg(long, default_value_t = 3)]
+    pub channels: usize,
+    /// Image height = width
+    #[arg(long, default_value_t = 32)]
+    pub image_size: usize,
+    /// Noise levels L
+    #[arg(long, default_value_t = 10)]
+    pub num_levels: usize,
+    /// Images per batch
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Timed training steps
+    #[arg(long, default_value_t = 2)]
+    pub steps: usize,
+    /// Timed sampling evaluations (forward passes on a batch)
+    #[arg(long, default_value_t = 2)]
+    pub evals: usize,
+    /// Untimed passes before each measurement
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Seed of the weights and inputs
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+fn progress() -> Progress {
+    if std::io::stderr().is_terminal() {
+        Progress::Bar
+    } else {
+        Progress::Lines
+    }
+}
+
+/// Loads the model and says which weights are used.
+fn load(args: &ModelArgs) -> Result<(LoadedModel, Device)> {
+    let device = crate::parse_device(&args.device)?;
+    let loaded = load_model(&args.checkpoint, args.model_config.as_deref(), &device)?;
+    Ok((loaded, device))
+}
+
+fn network<'a>(loaded: &'a LoadedModel, args: &ModelArgs) -> (&'a CondRefineNetDilated, &'static str) {
+    match (&loaded.ema, args.no_ema) {
+        (Some(ema), false) => (ema, "EMA weights"),
+        _ => (&loaded.model, "weights"),
+    }
+}
+
+/// The default output folder: `<run folder>/<name>` for a run, `./<name>` for a weights file.
+fn out_dir(args: &ModelArgs, chain: &ChainArgs, name: &str) -> PathBuf {
+    if let Some(out) = &chain.out {
+        return out.clone();
+    }
+    let run = if is_weights_file(&args.checkpoint) {
+        None
+    } else if args.checkpoint.is_dir() {
+        Some(args.checkpoint.clone())
+    } else {
+        args.checkpoint.parent().map(Path::to_path_buf)
+    };
+    run.unwrap_or_default().join(name)
+}
+
+fn save_tensors(tensors: &[(&str, &Tensor)], path: &Path) -> Result<()> {
+    let map: HashMap<String, Tensor> = tensors.iter().map(|(k, t)| ((*k).to_string(), (*t).clone())).collect();
+    write_atomic_with(path, |tmp| {
+        candle_core::safetensors::save(&map, tmp).map_err(|e| Error::data(tmp, format!("cannot write tensors: {e}")))
+    })
+}
+
+fn describe(loaded: &LoadedModel, weights: &str, args: &ModelArgs) -> String {
+    let m = loaded.model.config();
+    let step = if loaded.step > 0 {
+        format!(" after {} training steps", loaded.step)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} ({weights}{step}; ngf {}, {}x{}x{}, L = {})",
+        args.checkpoint.display(),
+        m.ngf,
+        m.channels,
+        m.image_size,
+        m.image_size,
+        m.num_classes
+    )
+}
+
+/// `ncsn sample`: writes `samples.png` and `samples.safetensors` (the unclamped tensor
+/// `samples`), and with `--snapshots K` the folder `snapshots/`, `chain.png` and `chain.gif`.
+pub fn run_sample(args: &SampleArgs) -> Result<()> {
+    let config = args.chain.config(args.n)?;
+    let (loaded, device) = load(&args.model)?;
+    let (model, weights) = network(&loaded, &args.model);
+    let out = out_dir(&args.model, &args.chain, "samples");
+    eprintln!(
+        "ncsn sample: {} images from {}, {} levels x {} steps, eps {} ({} form){}",
+        config.n,
+        describe(&loaded, weights, &args.model),
+        loaded.sigmas.len(),
+        config.steps_per_level,
+        config.eps,
+        args.chain.step_convention,
+        if config.denoise { ", final denoising" } else { "" }
+    );
+    let started = Instant::now();
+    let trajectory = sample(model, &loaded.sigmas, &config, &device, progress())?;
+    let seconds = started.elapsed().as_secs_f64();
+    let samples = &trajectory.samples;
+    save_png(&grid(samples, args.chain.scale)?, &out.join("samples.png"))?;
+    save_tensors(&[("samples", samples)], &out.join("samples.safetensors"))?;
+    if !trajectory.snapshots.is_empty() {
+        write_snapshots(&trajectory.snapshots, &loaded.sigmas, &config, args.chain.scale, &out)?;
+    }
+    let bad = count_non_finite(samples)?;
+    if bad > 0 {
+        eprintln!(
+            "warning: {bad} of {} chains hold non-finite values (they diverged): try a smaller --eps",
+            config.n
+        );
+    }
+    eprintln!(
+        "wrote {} ({} network evaluations per chain in {seconds:.1} s)",
+        out.join("samples.png").display(),
+        loaded.sigmas.len() * config.steps_per_level + usize::from(config.denoise)
+    );
+    Ok(())
+}
+
+/// A snapshot's caption: its step and noise level.
+fn snapshot_label(s: &Snapshot<Tensor>, sigmas: &[f64], config: &SampleConfig) -> String {
+    let total = sigmas.len() * config.steps_per_level;
+    if s.step >= total {
+        format!("end{}", if config.denoise { " (denoised)" } else { "" })
+    } else {
+        format!("step {}, σ{} = {:.4}", s.step, subscript(s.level + 1), s.sigma)
+    }
+}
+
+/// `12` as `₁₂`, for sigma's index.
+fn subscript(i: usize) -> String {
+    i.to_string()
+        .chars()
+        .map(|c| char::from_u32('₀' as u32 + c.to_digit(10).unwrap_or(0)).unwrap_or(c))
+        .collect()
+}
+
+/// `snapshots/step-<k>.png` (every chain), `chain.png` (rows = snapshots, the first
+/// [`CHAIN_COLUMNS`] chains) and `chain.gif` (the first [`GIF_IMAGES`] chains).
+fn write_snapshots(
+    snapshots: &[Snapshot<Tensor>],
+    sigmas: &[f64],
+    config: &SampleConfig,
+    scale: u32,
+    out: &Path,
+) -> Result<()> {
+    let dir = out.join("snapshots");
+    let mut overview = Figure {
+        title: format!(
+            "Annealed Langevin: {} levels x {} steps, rows every {} steps",
+            sigmas.len(),
+            config.steps_per_level,
+            config.snapshot_every.unwrap_or(0)
+        ),
+        ..Figure::default()
+    };
+    let mut frames = Vec::with_capacity(snapshots.len());
+    let total = sigmas.len() * config.steps_per_level;
+    for s in snapshots {
+        let label = snapshot_label(s, sigmas, config);
+        save_png(&grid(&s.x, scale)?, &dir.join(format!("step-{:06}.png", s.step)))?;
+        let n = s.x.dim(0)?;
+        let first = to_rgb_images(&s.x.narrow(0, 0, n.min(CHAIN_COLUMNS))?, scale)?;
+        overview.row_labels.push(label.clone());
+        overview.rows.push(first);
+        let shown = to_rgb_images(&s.x.narrow(0, 0, n.min(GIF_IMAGES))?, scale)?;
+        let columns = (shown.len() as f64).sqrt().ceil() as usize;
+        let frame = Figure {
+            title: if s.step >= total {
+                label
+            } else {
+                format!("step {}/{total}, σ{} = {:.4}", s.step, subscript(s.level + 1), s.sigma)
+            },
+            rows: shown.chunks(columns).map(<[RgbImage]>::to_vec).collect(),
+            ..Figure::default()
+        };
+        frames.push(frame.render()?);
+    }
+    save_png(&overview.render()?, &out.join("chain.png"))?;
+    // Frames of one size: the title may widen a frame, so pad all to the largest.
+    let (w, h) = frames
+        .iter()
+        .fold((0, 0), |(w, h), f| (w.max(f.width()), h.max(f.height())));
+    let frames: Vec<RgbImage> = frames
+        .into_iter()
+        .map(|f| {
+            let mut canvas = RgbImage::from_pixel(w, h, crate::images::BACKGROUND);
+            image::imageops::replace(&mut canvas, &f, 0, 0);
+            canvas
+        })
+        .collect();
+    save_gif(&frames, 250, 2000, &out.join("chain.gif"))
+}
+
+/// `ncsn inpaint`: writes `inpainting.png` (rows = images; columns = masked input, the
+/// completions, the original) and `inpainting.safetensors` (`observed`, `mask`, `completions`).
+pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
+    if args.image.is_empty() && args.dataset.is_none() {
+        return Err(Error::config(
+            "image",
+            "nothing to inpaint: give --image FILE (repeatable) or --dataset PATH",
+        ));
+    }
+    let (loaded, device) = load(&args.model)?;
+    let (model, weights) = network(&loaded, &args.model);
+    let ModelConfig {
+        channels, image_size, ..
+    } = *model.config();
+    let mask_kind = MaskKind::parse(&args.mask);
+    let mask = mask_kind.build(image_size, &device)?;
+    let observed = match &args.dataset {
+        Some(path) => {
+            inpaint::load_dataset_images(path, args.n, channels, image_size, loaded.config.test_fraction, &device)?
+        }
+        None => inpaint::load_image_files(&args.image, channels, image_size, &device)?,
+    };
+    let n_images = observed.dim(0)?;
+    let config = args.chain.config(n_images * args.per_image)?;
+    let out = out_dir(&args.model, &args.chain, "inpainting");
+    eprintln!(
+        "ncsn inpaint: {n_images} image(s) x {} completions, mask {}, from {}",
+        args.per_image,
+        args.mask,
+        describe(&loaded, weights, &args.model)
+    );
+    let started = Instant::now();
+    let trajectory = inpaint::inpaint(
+        model,
+        &loaded.sigmas,
+        &observed,
+        &mask,
+        args.per_image,
+        &config,
+        &device,
+        progress(),
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+    let completions = &trajectory.samples;
+    let figure = inpaint::figure(
+        &observed,
+        &mask,
+        completions,
+        args.per_image,
+        args.chain.scale,
+        format!("Inpainting ({}), {} steps per level", args.mask, config.steps_per_level),
+    )?;
+    save_png(&figure.render()?, &out.join("inpainting.png"))?;
+    save_tensors(
+        &[("observed", &observed), ("mask", &mask), ("completions", completions)],
+        &out.join("inpainting.safetensors"),
+    )?;
+    if !trajectory.snapshots.is_empty() {
+        write_snapshots(&trajectory.snapshots, &loaded.sigmas, &config, args.chain.scale, &out)?;
+    }
+    eprintln!("wrote {} in {seconds:.1} s", out.join("inpainting.png").display());
+    Ok(())
+}
+
+/// Peak resident memory of this process in bytes (`VmHWM` of `/proc/self/status`; Linux only).
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `ncsn bench`: training images/s, sampling evaluations/s, peak memory and the per-layer profile.
+pub fn run_bench_command(args: &BenchArgs) -> Result<()> {
+    let device = crate::parse_device(&args.device)?;
+    let config = ModelConfig {
+        ngf: args.ngf,
+        channels: args.channels,
+        image_size: args.image_size,
+        num_classes: args.num_levels,
+    };
+    config.validate().map_err(|m| Error::config("model", m))?;
+    let options = BenchOptions {
+        config,
+        batch: args.batch,
+        train_steps: args.steps,
+        sample_evals: args.evals,
+        warmup: args.warmup,
+        seed: args.seed,
+    };
+    if options.batch == 0 {
+        return Err(Error::config("batch", "expected at least 1, got 0"));
+    }
+    let report = run_bench(&options, &device)?;
+    print!("{report}");
+    match peak_resident_bytes() {
+        Some(b) => println!(
+            "peak resident memory (VmHWM): {:.0} MiB{}",
+            b as f64 / (1024.0 * 1024.0),
+            if device.is_cpu() {
+                ""
+            } else {
+                " of host memory; GPU memory is not reported by candle (watch nvidia-smi)"
+            }
+        ),
+        None => println!("peak resident memory: not available on this system (no /proc/self/status)"),
+    }
+    Ok(())
+}

@@ -1,0 +1,582 @@
+//! Training configuration: the paper's defaults, a TOML file and command-line flags.
+//!
+//! A run's settings are resolved in three layers, each overriding the one before:
+//!
+//! 1. the defaults of the data set ([`TrainConfig::cifar10`] is the paper's CIFAR-10 setup,
+//!    [`TrainConfig::mnist`] the reference implementation's MNIST setup);
+//! 2. a TOML file (`--config F`), whose keys are exactly the fields of [`Overrides`]
+//!    (a misspelled key is an error naming it);
+//! 3. command-line flags: the same keys, `--batch-size 32` for `batch_size = 32`.
+//!
+//! The resolved [`TrainConfig`] is stored in every checkpoint, so a resumed run knows how it was
+//! started and a checkpoint of another configuration is refused.
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::ModelConfig;
+
+/// Which kind of data a run trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    /// CIFAR-10's binary version: a `cifar-10-batches-bin` folder (32x32 RGB).
+    Cifar10,
+    /// An MNIST IDX images file, gzip or plain (28x28 grayscale).
+    Mnist,
+    /// A folder of PNG/JPEG images of any size, resized and cropped to `image_size`.
+    Images,
+}
+
+impl DatasetKind {
+    /// The lowercase name used in configs and run folder names.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::Images => "images",
+        }
+    }
+}
+
+/// Every setting of a training run (flat: one key per setting, as in the TOML file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Run name; the run folder defaults to `runs/<name>`.
+    pub name: String,
+    /// Seed of every random draw: initial weights, data order, dequantisation, flips, noise.
+    pub seed: u64,
+    /// Kind of data.
+    pub dataset: DatasetKind,
+    /// Training data (a folder or an IDX file). `None`: the MNIST digits shipped in `data/`.
+    pub data: Option<PathBuf>,
+    /// Test data in the same format. `None`: CIFAR-10's `test_batch.bin`, otherwise a held-out
+    /// `test_fraction` of the training images.
+    pub test_data: Option<PathBuf>,
+    /// Fraction of the training images held out as test set when there is no test file.
+    pub test_fraction: f64,
+    /// Uniform dequantisation `x * 255/256 + U[0,1)/256` (as the reference).
+    pub dequantize: bool,
+    /// Random horizontal flips of training images.
+    pub random_flip: bool,
+    /// Base width of the RefineNet (128 for CIFAR-10, 64 for MNIST).
+    pub ngf: usize,
+    /// Image channels (3 RGB, 1 grayscale).
+    pub channels: usize,
+    /// Image height = width.
+    pub image_size: usize,
+    /// Largest noise level sigma_1.
+    pub sigma_begin: f64,
+    /// Smallest noise level sigma_L.
+    pub sigma_end: f64,
+    /// Number of noise levels L (geometric from `sigma_begin` to `sigma_end`).
+    pub num_levels: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Adam's first-moment decay beta_1.
+    pub beta1: f64,
+    /// Adam's second-moment decay beta_2.
+    pub beta2: f64,
+    /// Adam's epsilon.
+    pub adam_eps: f64,
+    /// Images per training step.
+    pub batch_size: usize,
+    /// Total number of training steps (iterations).
+    pub steps: u64,
+    /// Write a checkpoint every this many steps (and at the end).
+    pub snapshot_every: u64,
+    /// Log the training loss (mean since the last row) every this many steps.
+    pub log_every: u64,
+    /// Evaluate the loss on one test batch every this many steps.
+    pub test_every: u64,
+    /// Images per test batch.
+    pub test_batch_size: usize,
+    /// Keep an exponential moving average of the weights (NCSNv2).
+    pub ema: bool,
+    /// EMA rate mu: `shadow <- mu * shadow + (1 - mu) * theta`.
+    pub ema_rate: f64,
+}
+
+impl TrainConfig {
+    /// The paper's CIFAR-10 setup: sigmas geometric 1 -> 0.01, L = 10; Adam lr 1e-3,
+    /// betas (0.9, 0.999); batch 128; 200k steps; checkpoint every 5k; ngf 128.
+    pub fn cifar10() -> Self {
+        Self {
+            name: "cifar10".into(),
+            seed: 1234,
+            dataset: DatasetKind::Cifar10,
+            data: None,
+            test_data: None,
+            test_fraction: 0.1,
+            dequantize: true,
+            random_flip: true,
+            ngf: 128,
+            channels: 3,
+            image_size: 32,
+            sigma_begin: 1.0,
+            sigma_end: 0.01,
+            num_levels: 10,
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            adam_eps: 1e-8,
+            batch_size: 128,
+            steps: 200_000,
+            snapshot_every: 5_000,
+            log_every: 25,
+            test_every: 100,
+            test_batch_size: 128,
+            ema: false,
+            ema_rate: 0.999,
+        }
+    }
+
+    /// The reference implementation's MNIST setup: as CIFAR-10 but ngf 64, one channel,
+    /// 28x28, no flips.
+    pub fn mnist() -> Self {
+        Self {
+            name: "mnist".into(),
+            dataset: DatasetKind::Mnist,
+            random_flip: false,
+            ngf: 64,
+            channels: 1,
+            image_size: 28,
+            ..Self::cifar10()
+        }
+    }
+
+    /// Defaults for a folder of images: the CIFAR-10 setup (RGB, 32x32, flips).
+    pub fn images() -> Self {
+        Self {
+            name: "images".into(),
+            dataset: DatasetKind::Images,
+            ..Self::cifar10()
+        }
+    }
+
+    /// The defaults of a data set.
+    pub fn defaults(kind: DatasetKind) -> Self {
+        match kind {
+            DatasetKind::Cifar10 => Self::cifar10(),
+            DatasetKind::Mnist => Self::mnist(),
+            DatasetKind::Images => Self::images(),
+        }
+    }
+
+    /// Resolves a new run: the data set is taken from the flags, else the file, else detected
+    /// from the data path (MNIST when no data is given); its defaults are then overridden by
+    /// the file and then by the flags.
+    pub fn resolve(file: &Overrides, flags: &Overrides) -> Result<Self> {
+        let data = flags.data.as_ref().or(file.data.as_ref());
+        let kind = match flags.dataset.or(file.dataset) {
+            Some(kind) => kind,
+            None => match data {
+                Some(path) => crate::data::detect_kind(path)?,
+                None => DatasetKind::Mnist,
+            },
+        };
+        let mut config = Self::defaults(kind);
+        config.apply(file);
+        config.apply(flags);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Resolves the configuration of a resumed run: the checkpoint's configuration, with the
+    /// file and flags applied on top. Only the keys of [`RESUMABLE_KEYS`] may change (to train
+    /// longer, or log and save at another rate); any other difference is an error naming the key.
+    pub fn resolve_resumed(saved: &TrainConfig, file: &Overrides, flags: &Overrides, ckpt: &Path) -> Result<Self> {
+        let mut config = saved.clone();
+        config.apply(file);
+        config.apply(flags);
+        config.validate()?;
+        let changed: Vec<String> = config
+            .differences(saved)
+            .into_iter()
+            .filter(|(key, _, _)| !RESUMABLE_KEYS.contains(&key.as_str()))
+            .map(|(key, ours, theirs)| format!("`{key}` = {ours} (the checkpoint has {theirs})"))
+            .collect();
+        if !changed.is_empty() {
+            return Err(Error::checkpoint(
+                ckpt,
+                format!(
+                    "it was trained with another configuration; this run asks for {}. Only {} may change on resume",
+                    changed.join(", "),
+                    RESUMABLE_KEYS.join(", ")
+                ),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Keys whose values differ between `self` and `other`, with both values as JSON text.
+    pub fn differences(&self, other: &TrainConfig) -> Vec<(String, String, String)> {
+        let ours = serde_json::to_value(self).unwrap_or_default();
+        let theirs = serde_json::to_value(other).unwrap_or_default();
+        let (Some(ours), Some(theirs)) = (ours.as_object(), theirs.as_object()) else {
+            return Vec::new();
+        };
+        ours.iter()
+            .filter(|(key, value)| theirs.get(*key) != Some(value))
+            .map(|(key, value)| {
+                let other = theirs.get(key).map(|v| v.to_string()).unwrap_or_default();
+                (key.clone(), value.to_string(), other)
+            })
+            .collect()
+    }
+
+    /// Sets every key that `overrides` gives.
+    pub fn apply(&mut self, overrides: &Overrides) {
+        macro_rules! set {
+            ($($key:ident),* $(,)?) => {
+                $( if let Some(value) = &overrides.$key { self.$key = value.clone(); } )*
+            };
+        }
+        set!(
+            name,
+            seed,
+            dataset,
+            test_fraction,
+            dequantize,
+            random_flip,
+            ngf,
+            channels,
+            image_size,
+            sigma_begin,
+            sigma_end,
+            num_levels,
+            lr,
+            beta1,
+            beta2,
+            adam_eps,
+            batch_size,
+            steps,
+            snapshot_every,
+            log_every,
+            test_every,
+            test_batch_size,
+            ema,
+            ema_rate,
+        );
+        if overrides.data.is_some() {
+            self.data = overrides.data.clone();
+        }
+        if overrides.test_data.is_some() {
+            self.test_data = overrides.test_data.clone();
+        }
+    }
+
+    /// Checks every value's range; the error names the key and what was expected.
+    pub fn validate(&self) -> Result<()> {
+        fn positive(key: &str, v: f64) -> Result<()> {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    key,
+                    format!("expected a finite positive number, got {v}"),
+                ))
+            }
+        }
+        fn unit_interval(key: &str, v: f64) -> Result<()> {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::config(key, format!("expected a number in [0, 1), got {v}")))
+            }
+        }
+        fn at_least_one<T: PartialOrd + From<u8> + std::fmt::Display>(key: &str, v: T) -> Result<()> {
+            if v >= T::from(1u8) {
+                Ok(())
+            } else {
+                Err(Error::config(key, format!("expected at least 1, got {v}")))
+            }
+        }
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name == ".." {
+            return Err(Error::config(
+                "name",
+                format!("expected a plain folder name, got {:?}", self.name),
+            ));
+        }
+        unit_interval("test_fraction", self.test_fraction)?;
+        if self.ngf < 2 {
+            // CondInstanceNorm++ takes a variance across the ngf channels: it needs two or more.
+            return Err(Error::config("ngf", format!("expected at least 2, got {}", self.ngf)));
+        }
+        if self.channels != 1 && self.channels != 3 {
+            return Err(Error::config(
+                "channels",
+                format!("expected 1 (grayscale) or 3 (RGB), got {}", self.channels),
+            ));
+        }
+        if self.image_size < 4 || !self.image_size.is_multiple_of(2) {
+            return Err(Error::config(
+                "image_size",
+                format!(
+                    "expected an even size of at least 4 pixels (the encoder halves it), got {}",
+                    self.image_size
+                ),
+            ));
+        }
+        match self.dataset {
+            DatasetKind::Cifar10 if self.channels != 3 || self.image_size != 32 => {
+                return Err(Error::config(
+                    if self.channels != 3 { "channels" } else { "image_size" },
+                    format!(
+                        "CIFAR-10 images are 32x32 RGB: expected channels = 3 and image_size = 32, got {} and {}",
+                        self.channels, self.image_size
+                    ),
+                ));
+            }
+            DatasetKind::Mnist if self.channels != 1 => {
+                return Err(Error::config(
+                    "channels",
+                    format!("MNIST images are grayscale: expected 1, got {}", self.channels),
+                ));
+            }
+            DatasetKind::Images if self.data.is_none() => {
+                return Err(Error::config(
+                    "data",
+                    "dataset = \"images\" needs a folder of PNG/JPEG images: set `data` (or --data DIR)",
+                ));
+            }
+            _ => {}
+        }
+        positive("sigma_begin", self.sigma_begin)?;
+        positive("sigma_end", self.sigma_end)?;
+        if self.sigma_end >= self.sigma_begin {
+            return Err(Error::config(
+                "sigma_end",
+                format!(
+                    "expected a value below sigma_begin = {}, got {}",
+                    self.sigma_begin, self.sigma_end
+                ),
+            ));
+        }
+        at_least_one("num_levels", self.num_levels)?;
+        positive("lr", self.lr)?;
+        unit_interval("beta1", self.beta1)?;
+        unit_interval("beta2", self.beta2)?;
+        positive("adam_eps", self.adam_eps)?;
+        at_least_one("batch_size", self.batch_size)?;
+        at_least_one("steps", self.steps)?;
+        at_least_one("snapshot_every", self.snapshot_every)?;
+        at_least_one("log_every", self.log_every)?;
+        at_least_one("test_every", self.test_every)?;
+        at_least_one("test_batch_size", self.test_batch_size)?;
+        unit_interval("ema_rate", self.ema_rate)?;
+        self.model_config().validate().map_err(|m| Error::config("model", m))?;
+        Ok(())
+    }
+
+    /// The noise levels `sigma_1 > ... > sigma_L`, geometric.
+    pub fn sigmas(&self) -> Result<Vec<f64>> {
+        Ok(langevin::geometric_sigmas(
+            self.sigma_begin,
+            self.sigma_end,
+            self.num_levels,
+        )?)
+    }
+
+    /// The shape of the score network.
+    pub fn model_config(&self) -> ModelConfig {
+        ModelConfig {
+            ngf: self.ngf,
+            channels: self.channels,
+            image_size: self.image_size,
+            num_classes: self.num_levels,
+        }
+    }
+}
+
+/// Keys that a resumed run may change.
+pub const RESUMABLE_KEYS: &[&str] = &["name", "steps", "snapshot_every", "log_every", "test_every"];
+
+/// Settings to override: the keys of a TOML config file and, with the same names, the
+/// command-line flags of `ncsn train` (`batch_size` is `--batch-size`). Every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Run name [default: the data set's name]; the run folder is runs/<name>
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seed of every random draw (weights, data order, dequantisation, flips, noise) [default: 1234]
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Kind of data [default: detected from --data; mnist without --data]
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
+    /// Training data: a cifar-10-batches-bin folder, an MNIST IDX images file (.gz or plain)
+    /// or a folder of PNG/JPEG images [default: the 5,000 MNIST digits shipped in data/]
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Test data in the same format [default: CIFAR-10's test_batch.bin, else a held-out fraction]
+    #[arg(long)]
+    pub test_data: Option<PathBuf>,
+    /// Fraction of training images held out for the test loss when there is no test file [default: 0.1]
+    #[arg(long)]
+    pub test_fraction: Option<f64>,
+    /// Uniform dequantisation x*255/256 + U[0,1)/256 (true/false) [default: true]
+    #[arg(long)]
+    pub dequantize: Option<bool>,
+    /// Random horizontal flips (true/false) [default: true for CIFAR-10 and images, false for MNIST]
+    #[arg(long)]
+    pub random_flip: Option<bool>,
+    /// Base width of the RefineNet [default: 128 CIFAR-10, 64 MNIST]
+    #[arg(long)]
+    pub ngf: Option<usize>,
+    /// Image channels, 1 or 3 [default: 3 CIFAR-10 and images, 1 MNIST]
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Image height = width [default: 32 CIFAR-10 and images, 28 MNIST]
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Largest noise level sigma_1 [default: 1]
+    #[arg(long)]
+    pub sigma_begin: Option<f64>,
+    /// Smallest noise level sigma_L [default: 0.01]
+    #[arg(long)]
+    pub sigma_end: Option<f64>,
+    /// Number of noise levels L [default: 10]
+    #[arg(long)]
+    pub num_levels: Option<usize>,
+    /// Adam learning rate [default: 0.001]
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Adam beta_1 [default: 0.9]
+    #[arg(long)]
+    pub beta1: Option<f64>,
+    /// Adam beta_2 [default: 0.999]
+    #[arg(long)]
+    pub beta2: Option<f64>,
+    /// Adam epsilon [default: 1e-8]
+    #[arg(long)]
+    pub adam_eps: Option<f64>,
+    /// Images per step [default: 128]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Training steps [default: 200000]
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Checkpoint every N steps, and at the end [default: 5000]
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
+    /// Log the mean training loss every N steps [default: 25]
+    #[arg(long)]
+    pub log_every: Option<u64>,
+    /// Evaluate one test batch every N steps [default: 100]
+    #[arg(long)]
+    pub test_every: Option<u64>,
+    /// Images per test batch [default: 128]
+    #[arg(long)]
+    pub test_batch_size: Option<usize>,
+    /// Keep an EMA of the weights (true/false) [default: false]
+    #[arg(long)]
+    pub ema: Option<bool>,
+    /// EMA rate mu [default: 0.999]
+    #[arg(long)]
+    pub ema_rate: Option<f64>,
+}
+
+impl Overrides {
+    /// Reads a TOML config file. Unknown keys and wrong types are errors naming the file,
+    /// the key and what was expected.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::data(path, format!("not a valid ncsn config: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order_defaults_file_flags() {
+        let file: Overrides = toml::from_str("dataset = \"cifar10\"\nbatch_size = 64\nlr = 2e-4\n").unwrap();
+        let flags = Overrides {
+            batch_size: Some(16),
+            ..Default::default()
+        };
+        let c = TrainConfig::resolve(&file, &flags).unwrap();
+        assert_eq!(c.batch_size, 16, "flags beat the file");
+        assert_eq!(c.lr, 2e-4, "the file beats the defaults");
+        assert_eq!(c.ngf, 128, "CIFAR-10 defaults where nothing overrides");
+        assert!(c.random_flip);
+    }
+
+    #[test]
+    fn no_data_means_mnist_with_the_reference_settings() {
+        let c = TrainConfig::resolve(&Overrides::default(), &Overrides::default()).unwrap();
+        assert_eq!(
+            (c.dataset, c.ngf, c.channels, c.image_size),
+            (DatasetKind::Mnist, 64, 1, 28)
+        );
+        assert!(!c.random_flip && c.dequantize);
+        assert_eq!(
+            (c.batch_size, c.steps, c.snapshot_every, c.lr),
+            (128, 200_000, 5_000, 1e-3)
+        );
+        let s = c.sigmas().unwrap();
+        assert_eq!(s.len(), 10);
+        assert!((s[0] - 1.0).abs() < 1e-12 && (s[9] - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn misspelled_key_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(&path, "batch_size = 8\nlearning_rate = 0.1\n").unwrap();
+        let err = Overrides::from_toml_file(&path).unwrap_err().to_string();
+        assert!(err.contains("learning_rate") && err.contains("run.toml"), "{err}");
+        std::fs::write(&path, "batch_size = \"eight\"\n").unwrap();
+        let err = Overrides::from_toml_file(&path).unwrap_err().to_string();
+        assert!(err.contains("batch_size"), "{err}");
+        let missing = Overrides::from_toml_file(&dir.path().join("nope.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("nope.toml"), "{missing}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key() {
+        for (toml_text, key) in [
+            ("lr = -1.0", "lr"),
+            ("beta2 = 1.0", "beta2"),
+            ("batch_size = 0", "batch_size"),
+            ("sigma_end = 2.0", "sigma_end"),
+            ("channels = 2", "channels"),
+            ("dataset = \"cifar10\"\nimage_size = 28", "image_size"),
+            ("dataset = \"images\"", "data"),
+            ("name = \"../x\"", "name"),
+        ] {
+            let file: Overrides = toml::from_str(toml_text).unwrap();
+            match TrainConfig::resolve(&file, &Overrides::default()) {
+                Err(Error::Config { key: k, .. }) => assert_eq!(k, key, "{toml_text}"),
+                other => panic!("{toml_text}: expected a config error on {key}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn resume_accepts_more_steps_and_refuses_other_settings() {
+        let saved = TrainConfig::mnist();
+        let ckpt = Path::new("runs/mnist");
+        let longer = Overrides {
+            steps: Some(300_000),
+            ..Default::default()
+        };
+        let c = TrainConfig::resolve_resumed(&saved, &Overrides::default(), &longer, ckpt).unwrap();
+        assert_eq!(c.steps, 300_000);
+        let other = Overrides {
+            ngf: Some(32),
+            ..Default::default()
+        };
+        let err = TrainConfig::resolve_resumed(&saved, &Overrides::default(), &other, ckpt)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`ngf` = 32") && err.contains("64"), "{err}");
+    }
+}

@@ -1,0 +1,84 @@
+//! The crate's error type. Every variant that comes from user input names the file or the
+//! config key it is about and what was expected, so that a bad run stops with a message a
+//! user can act on instead of a panic.
+use std::path::PathBuf;
+
+/// Errors of data loading, configuration, checkpoints and training.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A data file exists but is not what its format promises.
+    #[error("{}: {message}", path.display())]
+    Data {
+        /// The offending file or folder.
+        path: PathBuf,
+        /// What was found and what was expected.
+        message: String,
+    },
+    /// A configuration value (from a TOML file or a command-line flag) is invalid.
+    #[error("invalid config value `{key}`: {message}")]
+    Config {
+        /// The key, as spelled in the TOML file (the flag is `--` + key with `-` for `_`).
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+    /// A checkpoint cannot be used (missing, corrupt, or made with another configuration).
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint file or run folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The requested device cannot be used.
+    #[error("{0}")]
+    Device(String),
+    /// An error of the tensor library (shapes, devices, the model's forward pass).
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// An error of the noise schedule.
+    #[error(transparent)]
+    Langevin(#[from] langevin::Error),
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+    /// An [`Error::Data`] for `path`.
+    pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+    /// An [`Error::Config`] for `key`.
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+    /// An [`Error::Checkpoint`] for `path`.
+    pub fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Checkpoint {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

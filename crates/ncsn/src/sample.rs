@@ -1,0 +1,245 @@
+//! Sampling images with annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
+//!
+//! ```text
+//! x_0 ~ U[0, 1]^(C x H x W)                                   # uniform noise, as the paper
+//! for i = 1..=L:   alpha_i = eps * sigma_i^2 / sigma_L^2
+//!     for t = 1..=T:  x <- x + alpha_i/2 * s_theta(x, i) + sqrt(alpha_i) z      (paper form)
+//! optional:  x <- x + sigma_L^2 s_theta(x, L)                 # final denoising (Tweedie)
+//! ```
+//!
+//! The chain itself is `langevin::annealed_langevin_projected`, the same code that samples the
+//! 2D toys; this module only supplies the score of the network (labels = the level index) and
+//! runs the chains in batches, each batch from its own stream of a ChaCha8 generator seeded
+//! with `seed`, so a run is reproducible for a given seed and batch size.
+use std::ops::Range;
+
+use candle_core::{DType, Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use langevin::{annealed_langevin_projected, AnnealedLangevin, Projection, Snapshot, StepConvention, Trajectory};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Error, Result};
+use crate::model::CondRefineNetDilated;
+use crate::train::Progress;
+
+/// Settings of a sampling run (the paper's by default: T = 100, eps = 2e-5, its step form).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleConfig {
+    /// Number of chains (images).
+    pub n: usize,
+    /// Chains run together in one batch of the network.
+    pub batch_size: usize,
+    /// Seed of the starting noise and of every Langevin draw.
+    pub seed: u64,
+    /// Base step size `eps`: `alpha_i = eps * sigma_i^2 / sigma_L^2`.
+    pub eps: f64,
+    /// `T`, Langevin steps per noise level.
+    pub steps_per_level: usize,
+    /// Which update form `eps` refers to.
+    pub convention: StepConvention,
+    /// Apply the final denoising step `x <- x + sigma_L^2 s(x, sigma_L)`.
+    pub denoise: bool,
+    /// Keep the chains every this many steps (counted over all levels), and at the end.
+    pub snapshot_every: Option<usize>,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        Self {
+            n: 64,
+            batch_size: 64,
+            seed: 0,
+            eps: 2e-5,
+            steps_per_level: 100,
+            convention: StepConvention::Paper,
+            denoise: false,
+            snapshot_every: None,
+        }
+    }
+}
+
+impl SampleConfig {
+    /// The annealed Langevin settings for noise levels `sigmas`.
+    pub fn annealed(&self, sigmas: &[f64]) -> AnnealedLangevin {
+        AnnealedLangevin {
+            sigmas: sigmas.to_vec(),
+            eps: self.eps,
+            steps_per_level: self.steps_per_level,
+            convention: self.convention,
+            final_denoise: self.denoise,
+            record_every: self.snapshot_every,
+        }
+    }
+
+    /// Checks the counts; the error names the flag.
+    pub fn validate(&self) -> Result<()> {
+        for (key, v) in [
+            ("n", self.n),
+            ("batch_size", self.batch_size),
+            ("steps_per_level", self.steps_per_level),
+        ] {
+            if v == 0 {
+                return Err(Error::config(key, "expected at least 1, got 0"));
+            }
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return Err(Error::config(
+                "eps",
+                format!("expected a finite positive step size, got {}", self.eps),
+            ));
+        }
+        if self.snapshot_every == Some(0) {
+            return Err(Error::config("snapshots", "expected a positive number of steps, got 0"));
+        }
+        Ok(())
+    }
+}
+
+/// The network as the noise-conditional score `s(x, level, sigma)` the sampler calls: the
+/// labels are the level index `i` for every image of the batch (a `u32` tensor of size B).
+pub fn score_fn(model: &CondRefineNetDilated) -> impl FnMut(&Tensor, usize, f64) -> langevin::Result<Tensor> + '_ {
+    move |x, level, _sigma| {
+        let labels = Tensor::full(level as u32, x.dim(0)?, x.device())?;
+        Ok(model.forward(x, &labels)?)
+    }
+}
+
+/// `n` images of uniform noise `U[0, 1)` of shape `[n, c, h, w]`, drawn from `rng`.
+pub fn uniform_noise<R: Rng + ?Sized>(rng: &mut R, shape: [usize; 4], device: &Device) -> Result<Tensor> {
+    let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random::<f32>()).collect();
+    Ok(Tensor::from_vec(values, &shape[..], device)?)
+}
+
+/// Checks that the model has one noise level per sigma.
+pub fn check_levels(model: &CondRefineNetDilated, sigmas: &[f64]) -> Result<()> {
+    let l = model.config().num_classes;
+    if l != sigmas.len() {
+        return Err(Error::config(
+            "num_levels",
+            format!("the model has {l} noise levels but {} sigmas were given", sigmas.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Annealed Langevin from uniform noise: `config.n` images `[n, C, H, W]` (not clamped), and
+/// the snapshots of every chain when `config.snapshot_every` is set.
+pub fn sample(
+    model: &CondRefineNetDilated,
+    sigmas: &[f64],
+    config: &SampleConfig,
+    device: &Device,
+    progress: Progress,
+) -> Result<Trajectory<Tensor>> {
+    run_chains(model, sigmas, config, device, progress, |_| Ok(langevin::NoProjection))
+}
+
+/// Runs `config.n` chains in batches of `config.batch_size`; `projection(range)` gives the
+/// constraint of the chains `range` (e.g. inpainting's observed pixels of those chains).
+/// Batch `b` starts from uniform noise and draws from stream `b` of `ChaCha8(seed)`.
+pub fn run_chains<P: Projection<Tensor>>(
+    model: &CondRefineNetDilated,
+    sigmas: &[f64],
+    config: &SampleConfig,
+    device: &Device,
+    progress: Progress,
+    mut projection: impl FnMut(Range<usize>) -> Result<P>,
+) -> Result<Trajectory<Tensor>> {
+    config.validate()?;
+    check_levels(model, sigmas)?;
+    let annealed = config.annealed(sigmas);
+    annealed.validate()?;
+    let m = model.config();
+    let batches: Vec<Range<usize>> = (0..config.n)
+        .step_by(config.batch_size)
+        .map(|start| start..(start + config.batch_size).min(config.n))
+        .collect();
+    let steps = (sigmas.len() * config.steps_per_level + usize::from(config.denoise)) as u64;
+    let bar = progress_bar(progress, steps * batches.len() as u64);
+    let mut samples = Vec::with_capacity(batches.len());
+    let mut snapshots: Vec<Vec<Snapshot<Tensor>>> = Vec::new();
+    for (b, range) in batches.iter().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        rng.set_stream(b as u64);
+        let x0 = uniform_noise(&mut rng, [range.len(), m.channels, m.image_size, m.image_size], device)?;
+        let mut proj = projection(range.clone())?;
+        let mut score = score_fn(model);
+        let mut last_level = usize::MAX;
+        let counted = |x: &Tensor, level: usize, sigma: f64| {
+            bar.inc(1);
+            if level != last_level {
+                last_level = level;
+                bar.set_message(format!(
+                    "batch {}/{}, level {}/{} (sigma {sigma:.4})",
+                    b + 1,
+                    batches.len(),
+                    level + 1,
+                    sigmas.len()
+                ));
+                if progress == Progress::Lines {
+                    eprintln!(
+                        "batch {}/{}: level {}/{}, sigma {sigma:.4}",
+                        b + 1,
+                        batches.len(),
+                        level + 1,
+                        sigmas.len()
+                    );
+                }
+            }
+            score(x, level, sigma)
+        };
+        let trajectory = annealed_langevin_projected(x0, counted, &annealed, &mut proj, &mut rng)?;
+        samples.push(trajectory.samples);
+        snapshots.push(trajectory.snapshots);
+    }
+    bar.finish_and_clear();
+    Ok(Trajectory {
+        samples: Tensor::cat(&samples, 0)?,
+        snapshots: merge_snapshots(snapshots)?,
+    })
+}
+
+/// The snapshots of all batches, joined along the batch dimension (every batch records at the
+/// same steps).
+fn merge_snapshots(per_batch: Vec<Vec<Snapshot<Tensor>>>) -> Result<Vec<Snapshot<Tensor>>> {
+    let Some(first) = per_batch.first() else {
+        return Ok(Vec::new());
+    };
+    (0..first.len())
+        .map(|k| {
+            let xs: Vec<&Tensor> = per_batch.iter().map(|snaps| &snaps[k].x).collect();
+            Ok(Snapshot {
+                x: Tensor::cat(&xs, 0)?,
+                ..first[k].clone()
+            })
+        })
+        .collect()
+}
+
+fn progress_bar(progress: Progress, total: u64) -> ProgressBar {
+    match progress {
+        Progress::Bar => {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} steps, eta {eta} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        }
+        _ => ProgressBar::hidden(),
+    }
+}
+
+/// Number of images of a batch `[B, ...]` with a non-finite value (a diverged chain).
+pub fn count_non_finite(batch: &Tensor) -> Result<usize> {
+    let b = batch.dim(0)?;
+    // A sum of absolute values is finite exactly when every term is (NaN and inf propagate).
+    let sums = batch
+        .to_dtype(DType::F32)?
+        .flatten_from(1)?
+        .abs()?
+        .sum(1)?
+        .to_vec1::<f32>()?;
+    Ok((0..b).filter(|&i| !sums[i].is_finite()).count())
+}

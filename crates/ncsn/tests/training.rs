@@ -1,0 +1,232 @@
+//! Training end to end on generated data (CPU, tiny model): the loss goes down, checkpoints
+//! round-trip, a resumed run equals an uninterrupted one, and a run is fixed by its seed.
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use common::{tiny_config, write_idx};
+use ncsn::checkpoint::{read_meta, read_tensors};
+use ncsn::log::Split;
+use ncsn::vars::named_vars;
+use ncsn::{load_checkpoint, train_new, train_resume, Overrides, Progress, RunOptions, Trainer};
+
+fn options(dir: &Path) -> RunOptions {
+    RunOptions {
+        out_dir: dir.to_path_buf(),
+        progress: Progress::Quiet,
+    }
+}
+
+fn checkpoint_tensors(run: &Path) -> HashMap<String, Tensor> {
+    let json = run.join("checkpoint.json");
+    read_tensors(&json, &read_meta(&json).unwrap(), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn fifty_steps_lower_the_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits-idx3-ubyte.gz");
+    // 8x8 images keep 50 steps of the real network at about a second on 2 cores.
+    write_idx(&data, 64, 8, true);
+    let mut config = tiny_config(&data);
+    config.image_size = 8;
+    config.steps = 50;
+    let mut trainer = Trainer::new(config, &Device::Cpu).unwrap();
+    let losses: Vec<f64> = (0..50).map(|_| trainer.train_step().unwrap()).collect();
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    let (first, last) = (mean(&losses[..10]), mean(&losses[40..]));
+    // At initialisation sigma*s is small, so the loss is near 1/2 E|z|^2 = 0.5*D = 32 for 8x8
+    // images; after 50 Adam steps the network predicts part of the noise (measured: 31.2 ->
+    // 22.0). Each 10-step mean covers 80 examples of a chi-square/2 loss (sd 5.7 each), so its
+    // noise is about 2%: asserting a 20% drop leaves a wide margin on both sides.
+    assert!(
+        last < 0.8 * first,
+        "first 10 steps {first:.2}, last 10 steps {last:.2}: {losses:?}"
+    );
+    let (test, per_level) = trainer.test_loss().unwrap().unwrap();
+    assert!(test.is_finite() && per_level.len() == 4);
+}
+
+#[test]
+fn checkpoint_round_trip_restores_the_model_and_its_ema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits-idx3-ubyte");
+    write_idx(&data, 40, 16, false);
+    let run = tmp.path().join("run");
+    let mut config = tiny_config(&data);
+    config.ema = true;
+    config.ema_rate = 0.5;
+    config.steps = 3;
+    let summary = train_new(config.clone(), &Device::Cpu, &options(&run)).unwrap();
+    assert_eq!(summary.end_step, 3);
+    for file in [
+        "checkpoint.json",
+        "checkpoint-00000003.safetensors",
+        "loss.csv",
+        "loss.png",
+        "config.toml",
+    ] {
+        assert!(run.join(file).is_file(), "{file} written");
+    }
+    let loaded = load_checkpoint(&run, &Device::Cpu).unwrap();
+    assert_eq!((loaded.step, &loaded.config), (3, &config));
+    assert_eq!(loaded.sigmas, config.sigmas().unwrap());
+    // The loaded model computes what the saved weights compute: compare with a model built
+    // from the checkpoint's raw tensors.
+    let tensors = checkpoint_tensors(&run);
+    let x = Tensor::rand(0f32, 1f32, (2, 1, 16, 16), &Device::Cpu).unwrap();
+    let labels = Tensor::new(&[0u32, 3], &Device::Cpu).unwrap();
+    let from_prefix = |prefix: &str| {
+        let map: HashMap<String, Tensor> = tensors
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.clone())))
+            .collect();
+        let vb = candle_nn::VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
+        ncsn::model::CondRefineNetDilated::new(&config.model_config(), vb).unwrap()
+    };
+    let diff = |a: &Tensor, b: &Tensor| {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let out = loaded.model.forward(&x, &labels).unwrap();
+    // Same weights, same input, same CPU kernels: identical outputs.
+    assert_eq!(diff(&out, &from_prefix("model.").forward(&x, &labels).unwrap()), 0.0);
+    let ema_out = loaded.sampling_model().forward(&x, &labels).unwrap();
+    assert_eq!(diff(&ema_out, &from_prefix("ema.").forward(&x, &labels).unwrap()), 0.0);
+    assert!(
+        diff(&ema_out, &out) > 0.0,
+        "the EMA (rate 0.5 over 3 steps) differs from the last weights"
+    );
+    // A new run refuses to overwrite the folder.
+    let err = train_new(config, &Device::Cpu, &options(&run)).unwrap_err().to_string();
+    assert!(err.contains("--resume"), "{err}");
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits-idx3-ubyte.gz");
+    // 20 images: 2 epochs of batches of 8 in 6 steps, so resuming crosses an epoch boundary.
+    write_idx(&data, 20, 16, true);
+    let mut config = tiny_config(&data);
+    config.ema = true;
+    config.dequantize = true;
+    config.random_flip = true;
+    config.log_every = 2; // not a divisor of snapshot_every: the loss accumulator is resumed too
+    config.snapshot_every = 3;
+
+    let whole = tmp.path().join("whole");
+    train_new(config.clone(), &Device::Cpu, &options(&whole)).unwrap();
+
+    let parts = tmp.path().join("parts");
+    let mut first = config.clone();
+    first.steps = 3;
+    train_new(first, &Device::Cpu, &options(&parts)).unwrap();
+    let more = Overrides {
+        steps: Some(6),
+        ..Default::default()
+    };
+    let summary = train_resume(&parts, &Overrides::default(), &more, &Device::Cpu, Progress::Quiet).unwrap();
+    assert_eq!((summary.start_step, summary.end_step), (3, 6));
+
+    let (a, b) = (checkpoint_tensors(&whole), checkpoint_tensors(&parts));
+    assert_eq!(a.len(), b.len());
+    for (name, ta) in &a {
+        let tb = &b[name];
+        let d = (ta - tb)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        // Same draws and the same CPU kernels in the same order: bit for bit (0 difference).
+        assert_eq!(d, 0.0, "{name} differs by {d}");
+    }
+    let (ma, mb) = (read_meta(&whole).unwrap(), read_meta(&parts).unwrap());
+    assert_eq!((ma.step, ma.adam_steps), (mb.step, mb.adam_steps));
+    assert_eq!(ma.rng, mb.rng);
+    assert_eq!(ma.train_loader, mb.train_loader);
+    assert_eq!(ma.config, mb.config);
+    // The logs agree too, except the measured throughput.
+    let losses = |dir: &Path| -> Vec<Vec<String>> {
+        std::fs::read_to_string(dir.join("loss.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut cells: Vec<String> = l.split(',').map(String::from).collect();
+                cells.remove(3);
+                cells
+            })
+            .collect()
+    };
+    assert_eq!(losses(&whole), losses(&parts));
+    assert_eq!(summary.rows.iter().filter(|r| r.split == Split::Train).count(), 3);
+}
+
+#[test]
+fn the_seed_fixes_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits-idx3-ubyte");
+    write_idx(&data, 20, 16, false);
+    let run = |seed: u64| {
+        let mut config = tiny_config(&data);
+        config.seed = seed;
+        let mut t = Trainer::new(config, &Device::Cpu).unwrap();
+        let losses = [t.train_step().unwrap(), t.train_step().unwrap()];
+        let weights: Vec<Vec<f32>> = named_vars(t.varmap())
+            .iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect();
+        (losses, weights)
+    };
+    let (a, b, c) = (run(5), run(5), run(6));
+    assert_eq!(a, b, "same seed, same losses and weights");
+    assert_ne!(a.0, c.0, "another seed draws other weights and noise");
+}
+
+#[test]
+fn checkpoint_of_another_configuration_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits-idx3-ubyte");
+    write_idx(&data, 20, 16, false);
+    let run = tmp.path().join("run");
+    let mut config = tiny_config(&data);
+    config.steps = 1;
+    train_new(config.clone(), &Device::Cpu, &options(&run)).unwrap();
+    // Changing the model on resume is refused, naming the key.
+    let wider = Overrides {
+        ngf: Some(16),
+        ..Default::default()
+    };
+    let err = train_resume(&run, &Overrides::default(), &wider, &Device::Cpu, Progress::Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`ngf` = 16") && err.contains("checkpoint.json"), "{err}");
+    // A checkpoint.json edited to another model: the weights do not fit and the error names a tensor.
+    let json = run.join("checkpoint.json");
+    let text = std::fs::read_to_string(&json)
+        .unwrap()
+        .replace("\"ngf\": 8", "\"ngf\": 4");
+    std::fs::write(&json, text).unwrap();
+    let err = load_checkpoint(&run, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("shape") && err.contains("model."), "{err}");
+    // Not a checkpoint at all.
+    std::fs::write(&json, "{\"hello\": 1}").unwrap();
+    let err = load_checkpoint(&run, &Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("not an ncsn checkpoint"), "{err}");
+    let err = load_checkpoint(&tmp.path().join("nowhere"), &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("nowhere"), "{err}");
+}
