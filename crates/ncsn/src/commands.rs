@@ -215,7 +215,11 @@ fn out_dir(args: &ModelArgs, chain: &ChainArgs, name: &str) -> PathBuf {
 }
 
 fn save_tensors(tensors: &[(&str, &Tensor)], path: &Path) -> Result<()> {
-    let map: HashMap<String, Tensor> = tensors.iter().map(|(k, t)| ((*k).to_string(), (*t).clone())).collect();
+    // Host copies: the tensors may live on a GPU.
+    let map = tensors
+        .iter()
+        .map(|(k, t)| Ok(((*k).to_string(), t.to_device(&Device::Cpu)?)))
+        .collect::<Result<HashMap<String, Tensor>>>()?;
     write_atomic_with(path, |tmp| {
         candle_core::safetensors::save(&map, tmp).map_err(|e| Error::data(tmp, format!("cannot write tensors: {e}")))
     })

@@ -1,6 +1,6 @@
-//! Inpainting with annealed Langevin dynamics (Song & Ermon 2019, Section 5, Algorithm 2 of the
-//! appendix): fill in the unobserved pixels of an image with a score network trained on
-//! whole images, without retraining.
+//! Inpainting with annealed Langevin dynamics (the image inpainting experiment of Song & Ermon
+//! 2019; its appendix states the algorithm): fill in the unobserved pixels of an image with a
+//! score network trained on whole images, without retraining.
 //!
 //! ```text
 //! m: mask, 1 = observed;  x_obs: the image;  x ~ U[0, 1]

@@ -98,10 +98,14 @@ impl SampleConfig {
 
 /// The network as the noise-conditional score `s(x, level, sigma)` the sampler calls: the
 /// labels are the level index `i` for every image of the batch (a `u32` tensor of size B).
+///
+/// The score is detached from the autograd graph: the weights are variables, so without it
+/// every step's `x` would hold on to the previous step's activations, and a 1,000-step chain
+/// would keep all of them alive (tens of GB).
 pub fn score_fn(model: &CondRefineNetDilated) -> impl FnMut(&Tensor, usize, f64) -> langevin::Result<Tensor> + '_ {
     move |x, level, _sigma| {
         let labels = Tensor::full(level as u32, x.dim(0)?, x.device())?;
-        Ok(model.forward(x, &labels)?)
+        Ok(model.forward(x, &labels)?.detach())
     }
 }
 

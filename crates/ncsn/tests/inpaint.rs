@@ -81,7 +81,17 @@ fn completions_keep_the_observed_pixels_within_a_few_sigma_l() {
             denoise,
             ..SampleConfig::default()
         };
-        let out = inpaint(&model, &sigmas, &observed, &mask, 3, &config, &Device::Cpu, Progress::Quiet).unwrap();
+        let out = inpaint(
+            &model,
+            &sigmas,
+            &observed,
+            &mask,
+            3,
+            &config,
+            &Device::Cpu,
+            Progress::Quiet,
+        )
+        .unwrap();
         assert_eq!(out.samples.dims(), [6, 1, SIZE, SIZE]);
         let done = values(&out.samples);
         let obs = values(&observed);
@@ -100,7 +110,10 @@ fn completions_keep_the_observed_pixels_within_a_few_sigma_l() {
             }
         }
         assert!(max_observed < 6.0 * 0.01, "denoise {denoise}: {max_observed}");
-        assert!(max_observed > 0.0, "observed pixels carry sigma_L noise, as in the reference");
+        assert!(
+            max_observed > 0.0,
+            "observed pixels carry sigma_L noise, as in the reference"
+        );
         // The unobserved half is the chain's own (an untrained network's sample), far from the input.
         assert!(max_unobserved > 0.1, "denoise {denoise}: {max_unobserved}");
     }
@@ -116,7 +129,22 @@ fn completions_of_one_image_differ_and_are_reproducible() {
         batch_size: 8,
         ..SampleConfig::default()
     };
-    let run = || values(&inpaint(&model, &sigmas, &images(), &mask, 2, &config, &Device::Cpu, Progress::Quiet).unwrap().samples);
+    let run = || {
+        values(
+            &inpaint(
+                &model,
+                &sigmas,
+                &images(),
+                &mask,
+                2,
+                &config,
+                &Device::Cpu,
+                Progress::Quiet,
+            )
+            .unwrap()
+            .samples,
+        )
+    };
     let a = run();
     assert_eq!(a, run());
     let per = SIZE * SIZE;
@@ -142,14 +170,19 @@ fn mask_files_white_is_observed_and_bad_files_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("mask.png");
     // Top half white (observed), bottom half black.
-    image::GrayImage::from_fn(SIZE as u32, SIZE as u32, |_, y| image::Luma([if y < 4 { 255 } else { 0 }]))
-        .save(&path)
-        .unwrap();
+    image::GrayImage::from_fn(SIZE as u32, SIZE as u32, |_, y| {
+        image::Luma([if y < 4 { 255 } else { 0 }])
+    })
+    .save(&path)
+    .unwrap();
     let m = values(&MaskKind::File(path.clone()).build(SIZE, &Device::Cpu).unwrap());
     assert!(m[..32].iter().all(|&v| v == 1.0) && m[32..].iter().all(|&v| v == 0.0));
 
     let err = MaskKind::File(path).build(16, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("mask.png") && err.contains("8x8") && err.contains("16x16"), "{err}");
+    assert!(
+        err.contains("mask.png") && err.contains("8x8") && err.contains("16x16"),
+        "{err}"
+    );
     let text = tmp.path().join("notes.png");
     std::fs::write(&text, "not a picture").unwrap();
     let err = MaskKind::File(text).build(SIZE, &Device::Cpu).unwrap_err().to_string();

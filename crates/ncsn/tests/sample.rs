@@ -47,6 +47,7 @@ fn samples_have_the_model_shape_and_are_finite() {
     assert_eq!(out.samples.dims(), [5, 1, 8, 8]);
     assert_eq!(out.samples.dtype(), DType::F32);
     assert_eq!(count_non_finite(&out.samples).unwrap(), 0);
+    assert!(!out.samples.track_op(), "samples hold no autograd graph");
     assert!(out.snapshots.is_empty(), "no snapshots unless asked for");
     // The display grid: 3 x 2 tiles of 16x16 pixels (scale 2) with 2-pixel gaps.
     let grid = ncsn::images::grid(&out.samples, 2).unwrap();
@@ -126,6 +127,9 @@ fn the_score_is_the_network_at_the_level_index() {
         let expected = values(&model.forward(&x, &labels).unwrap());
         assert_eq!(values(&score(&x, level as usize, f64::NAN).unwrap()), expected);
     }
+    // Detached from the weights' autograd graph, so a long chain does not keep every step's
+    // activations alive.
+    assert!(!score(&x, 0, 1.0).unwrap().track_op());
     // Levels give different scores (the network is conditioned on them).
     assert_ne!(
         values(&score(&x, 0, 1.0).unwrap()),
@@ -196,7 +200,11 @@ fn a_converted_reference_checkpoint_loads_and_samples() {
     let labels = io["labels"].to_dtype(DType::U32).unwrap();
     let ours = values(&loaded.sampling_model().forward(&io["x"], &labels).unwrap());
     let theirs = values(&io["score"]);
-    let max_diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let max_diff = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     assert!(max_diff < 1e-4, "max diff {max_diff}");
     let out = sample(
         loaded.sampling_model(),
@@ -225,8 +233,15 @@ fn checkpoints_that_do_not_fit_give_errors_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let weights = fixture("reference_ngf4_28x28x1.safetensors");
     // Another configuration: the reference MNIST model is ngf 64.
-    let err = message(load_weights_file(&weights, model_config("mnist").unwrap(), &Device::Cpu));
-    assert!(err.contains("reference_ngf4_28x28x1.safetensors") && err.contains("shape"), "{err}");
+    let err = message(load_weights_file(
+        &weights,
+        model_config("mnist").unwrap(),
+        &Device::Cpu,
+    ));
+    assert!(
+        err.contains("reference_ngf4_28x28x1.safetensors") && err.contains("shape"),
+        "{err}"
+    );
     // A bare weights file needs its configuration.
     let err = message(load_model(&weights, None, &Device::Cpu));
     assert!(err.contains("--model-config"), "{err}");

@@ -1,0 +1,242 @@
+//! `ncsn sample`, `ncsn inpaint` and `ncsn bench` from the command line: the files they write,
+//! reproducibility, and clear errors (never a panic) for bad checkpoints, masks and images.
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use candle_core::Device;
+use ncsn::train::{train_new, Progress, RunOptions};
+
+fn ncsn(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ncsn"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the ncsn binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_clean_error(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure; stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
+/// A tiny trained run (ngf 8, 16x16, 4 levels, 2 steps, with an EMA) in `dir/run`, and its data.
+fn tiny_run(dir: &Path) {
+    common::write_idx(&dir.join("digits.gz"), 20, 16, true);
+    let config = ncsn::TrainConfig {
+        steps: 2,
+        snapshot_every: 2,
+        ema: true,
+        ..common::tiny_config(&dir.join("digits.gz"))
+    };
+    let options = RunOptions {
+        out_dir: dir.join("run"),
+        progress: Progress::Quiet,
+    };
+    train_new(config, &Device::Cpu, &options).unwrap();
+}
+
+const QUICK: &[&str] = &["--steps-per-level", "2", "--batch-size", "3"];
+
+fn tensor(path: &Path, name: &str) -> Vec<f32> {
+    let t = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    t[name].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+#[test]
+fn sample_writes_grid_tensors_snapshots_and_gif_reproducibly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    tiny_run(dir);
+    let mut args = vec![
+        "sample",
+        "--checkpoint",
+        "run",
+        "--n",
+        "5",
+        "--snapshots",
+        "4",
+        "--denoise",
+    ];
+    args.extend(QUICK);
+    let out = ncsn(&args, dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("EMA weights"), "{}", stderr(&out));
+    let samples = dir.join("run/samples");
+    let grid = image::open(samples.join("samples.png")).unwrap();
+    // 5 images: 3 x 2 tiles of 32x32 pixels (16 x scale 2) with 2-pixel gaps.
+    assert_eq!((grid.width(), grid.height()), (2 + 3 * 34, 2 + 2 * 34));
+    let first = tensor(&samples.join("samples.safetensors"), "samples");
+    assert_eq!(first.len(), 5 * 16 * 16);
+    assert!(first.iter().all(|v| v.is_finite()));
+    // 4 levels x 2 steps = 8 steps: snapshots at 0, 4 and the end (8).
+    for step in [0, 4, 8] {
+        assert!(
+            samples.join(format!("snapshots/step-{step:06}.png")).is_file(),
+            "step {step}"
+        );
+    }
+    assert!(samples.join("chain.png").is_file());
+    let gif = std::fs::read(samples.join("chain.gif")).unwrap();
+    assert!(gif.starts_with(b"GIF89a"));
+    // Same seed: the same tensor; another seed (into another folder): a different one.
+    let again = ncsn(&args, dir);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(tensor(&samples.join("samples.safetensors"), "samples"), first);
+    let mut other = args.clone();
+    other.extend(["--seed", "1", "--out", "other", "--no-ema"]);
+    let out = ncsn(&other, dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(tensor(&dir.join("other/samples.safetensors"), "samples"), first);
+}
+
+#[test]
+fn inpaint_writes_the_figure_from_a_dataset_or_image_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    tiny_run(dir);
+    let mut args = vec![
+        "inpaint",
+        "--checkpoint",
+        "run",
+        "--dataset",
+        "digits.gz",
+        "--n",
+        "2",
+        "--per-image",
+        "2",
+        "--mask",
+        "center",
+    ];
+    args.extend(QUICK);
+    let out = ncsn(&args, dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let folder = dir.join("run/inpainting");
+    let fig = image::open(folder.join("inpainting.png")).unwrap();
+    // Columns: input, 2 completions, original: 4 tiles of 32 pixels wide.
+    assert!(fig.width() >= 2 + 4 * 34, "{}", fig.width());
+    let completions = tensor(&folder.join("inpainting.safetensors"), "completions");
+    assert_eq!(completions.len(), 4 * 16 * 16);
+
+    // From image files, with a mask PNG.
+    image::GrayImage::from_fn(16, 16, |x, _| image::Luma([if x < 8 { 255 } else { 0 }]))
+        .save(dir.join("mask.png"))
+        .unwrap();
+    image::GrayImage::from_fn(40, 30, |x, y| image::Luma([((x + y) * 4) as u8]))
+        .save(dir.join("photo.png"))
+        .unwrap();
+    let mut args = vec![
+        "inpaint",
+        "--checkpoint",
+        "run/checkpoint.json",
+        "--image",
+        "photo.png",
+        "--image",
+        "photo.png",
+        "--mask",
+        "mask.png",
+        "--per-image",
+        "1",
+        "--out",
+        "from-files",
+    ];
+    args.extend(QUICK);
+    let out = ncsn(&args, dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let observed = tensor(&dir.join("from-files/inpainting.safetensors"), "observed");
+    assert_eq!(observed.len(), 2 * 16 * 16);
+}
+
+#[test]
+fn bad_inputs_give_errors_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    tiny_run(dir);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference_ngf4_28x28x1.safetensors");
+    let fixture = fixture.to_str().unwrap();
+    // Missing checkpoint.
+    assert_clean_error(&ncsn(&["sample", "--checkpoint", "nowhere"], dir), &["nowhere"]);
+    // A checkpoint of another configuration (ngf 4 weights, the reference MNIST model is ngf 64).
+    assert_clean_error(
+        &ncsn(&["sample", "--checkpoint", fixture, "--model-config", "mnist"], dir),
+        &["reference_ngf4_28x28x1.safetensors", "shape"],
+    );
+    assert_clean_error(&ncsn(&["sample", "--checkpoint", fixture], dir), &["--model-config"]);
+    // A mask of the wrong size.
+    image::GrayImage::new(10, 10).save(dir.join("small.png")).unwrap();
+    assert_clean_error(
+        &ncsn(
+            &[
+                "inpaint",
+                "--checkpoint",
+                "run",
+                "--dataset",
+                "digits.gz",
+                "--mask",
+                "small.png",
+            ],
+            dir,
+        ),
+        &["small.png", "10x10", "16x16"],
+    );
+    // An image file that is not an image.
+    std::fs::write(dir.join("notes.png"), "plain text").unwrap();
+    assert_clean_error(
+        &ncsn(&["inpaint", "--checkpoint", "run", "--image", "notes.png"], dir),
+        &["notes.png", "decoded"],
+    );
+    assert_clean_error(
+        &ncsn(&["inpaint", "--checkpoint", "run"], dir),
+        &["--image", "--dataset"],
+    );
+    assert_clean_error(
+        &ncsn(&["sample", "--checkpoint", "run", "--step-convention", "fast"], dir),
+        &["step_convention", "reference"],
+    );
+    assert_clean_error(&ncsn(&["sample", "--checkpoint", "run", "--n", "0"], dir), &["`n`"]);
+    #[cfg(not(feature = "cuda"))]
+    assert_clean_error(
+        &ncsn(&["sample", "--checkpoint", "run", "--device", "cuda"], dir),
+        &["--features cuda"],
+    );
+}
+
+#[test]
+fn bench_reports_speed_memory_and_the_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "bench",
+        "--ngf",
+        "4",
+        "--channels",
+        "1",
+        "--image-size",
+        "8",
+        "--num-levels",
+        "4",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--evals",
+        "1",
+        "--warmup",
+        "0",
+    ];
+    let out = ncsn(&args, tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["images/s", "network evaluations/s", "peak resident memory", "conv"] {
+        assert!(text.contains(needle), "{needle:?} in {text}");
+    }
+    assert_clean_error(&ncsn(&["bench", "--ngf", "1"], tmp.path()), &["ngf"]);
+}
