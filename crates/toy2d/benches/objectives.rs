@@ -44,7 +44,11 @@ fn training_steps(c: &mut Criterion) {
             })
         });
     }
-    for conditioning in [Conditioning::Embedding, Conditioning::DivideBySigma] {
+    for conditioning in [
+        Conditioning::Embedding,
+        Conditioning::DivideBySigma,
+        Conditioning::EmbeddingOverSigma,
+    ] {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let sigmas = langevin::geometric_sigmas(20.0, 1.0, 10).expect("sigmas");
         let (model, varmap) =
@@ -54,6 +58,7 @@ fn training_steps(c: &mut Criterion) {
         let name = match conditioning {
             Conditioning::Embedding => "ncsn-embedding",
             Conditioning::DivideBySigma => "ncsn-divide-by-sigma",
+            Conditioning::EmbeddingOverSigma => "ncsn-embedding-over-sigma",
         };
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -22,7 +22,19 @@ pub enum Conditioning {
     Embedding,
     /// NCSNv2's form: an unconditional network divided by sigma, `s(x, sigma) = f(x) / sigma`.
     DivideBySigma,
+    /// Both: the level embedding of [`Conditioning::Embedding`] and NCSNv2's output scaling,
+    /// `s(x, sigma_i) = f(c_in(sigma_i) x, i) / sigma_i`. The network then predicts `-z`, a target
+    /// of unit size at every level (the weighted DSM term `sigma^2 ||s + z / sigma||^2` becomes
+    /// `||f + z||^2`), while the embedding lets the direction of the score change with sigma.
+    EmbeddingOverSigma,
 }
+
+/// The input gain of [`Conditioning::EmbeddingOverSigma`]: its input is `INPUT_GAIN * c_in(sigma) x`.
+/// The toys span about `[-5, 5]`, and with unit-scale inputs the first layer's initial features
+/// vary too slowly to resolve structure of width `sigma_L = 0.1` in a few thousand steps; a gain
+/// of 3 (like larger first-layer weights) cut the ring's relative score error at the four
+/// smallest levels from 0.51-0.60 to 0.13-0.19 (`examples/ncsn2d_sweep.rs`, 3,000 steps).
+pub const INPUT_GAIN: f64 = 3.0;
 
 /// Anything that gives a score on a batch of 2D points (`level` for noise-conditional models).
 pub trait ScoreModel {
@@ -171,6 +183,9 @@ struct LevelEmbedding {
     beta: [Tensor; 2],
     /// `c_in(sigma_i)`, shape `(L,)`, not trained.
     c_in: Tensor,
+    /// The levels `sigma_i`, shape `(L,)`, when the output is divided by them
+    /// ([`Conditioning::EmbeddingOverSigma`]).
+    over_sigma: Option<Tensor>,
 }
 
 #[derive(Debug, Clone)]
@@ -180,7 +195,7 @@ enum Conditioner {
     DivideBySigma(Tensor),
 }
 
-/// `s(x, sigma_i)`: the MLP told the noise level `i`, in one of two ways (see [`Conditioning`]).
+/// `s(x, sigma_i)`: the MLP told the noise level `i`, in one of three ways (see [`Conditioning`]).
 #[derive(Debug, Clone)]
 pub struct NoiseConditionalMlp {
     mlp: ScoreMlp,
@@ -190,7 +205,7 @@ pub struct NoiseConditionalMlp {
 
 impl NoiseConditionalMlp {
     /// New noise-conditional MLP for the given levels. Parameters: `lin{1,2,3}.{weight,bias}`
-    /// and, for [`Conditioning::Embedding`], `gamma{1,2}` and `beta{1,2}` of shape `(L, hidden)`.
+    /// and, for [`Conditioning::Embedding`] and [`Conditioning::EmbeddingOverSigma`], `gamma{1,2}` and `beta{1,2}` of shape `(L, hidden)`.
     pub fn new(hidden: usize, sigmas: &[f64], conditioning: Conditioning, vb: VarBuilder) -> Result<Self> {
         if sigmas.is_empty() {
             bail!("NoiseConditionalMlp: expected at least one noise level in `sigmas`");
@@ -200,18 +215,33 @@ impl NoiseConditionalMlp {
         }
         let levels = sigmas.len();
         let conditioner = match conditioning {
-            Conditioning::Embedding => {
+            Conditioning::Embedding | Conditioning::EmbeddingOverSigma => {
                 let table =
                     |name: &str, value: f64| vb.get_with_hints((levels, hidden), name, candle_nn::Init::Const(value));
                 Conditioner::Embedding(LevelEmbedding {
                     gamma: [table("gamma1", 1.0)?, table("gamma2", 1.0)?],
                     beta: [table("beta1", 0.0)?, table("beta2", 0.0)?],
                     c_in: Tensor::from_vec(
-                        sigmas.iter().map(|s| 1.0 / (1.0 + s * s).sqrt()).collect::<Vec<f64>>(),
+                        sigmas
+                            .iter()
+                            .map(|s| {
+                                let gain = match conditioning {
+                                    Conditioning::EmbeddingOverSigma => INPUT_GAIN,
+                                    _ => 1.0,
+                                };
+                                gain / (1.0 + s * s).sqrt()
+                            })
+                            .collect::<Vec<f64>>(),
                         levels,
                         vb.device(),
                     )?
                     .to_dtype(vb.dtype())?,
+                    over_sigma: match conditioning {
+                        Conditioning::EmbeddingOverSigma => {
+                            Some(score_matching::sigmas_tensor(sigmas, vb.device())?.to_dtype(vb.dtype())?)
+                        }
+                        _ => None,
+                    },
                 })
             }
             Conditioning::DivideBySigma => {
@@ -248,7 +278,10 @@ impl NoiseConditionalMlp {
     /// How the level enters.
     pub fn conditioning(&self) -> Conditioning {
         match self.conditioner {
-            Conditioner::Embedding(_) => Conditioning::Embedding,
+            Conditioner::Embedding(LevelEmbedding { over_sigma: None, .. }) => Conditioning::Embedding,
+            Conditioner::Embedding(LevelEmbedding {
+                over_sigma: Some(_), ..
+            }) => Conditioning::EmbeddingOverSigma,
             Conditioner::DivideBySigma(_) => Conditioning::DivideBySigma,
         }
     }
@@ -282,7 +315,12 @@ impl NoiseConditionalMlp {
                 };
                 // x_in = c_in(sigma_i) x: points of comparable spread at every level.
                 let x = x.broadcast_mul(&e.c_in.index_select(levels, 0)?.unsqueeze(1)?)?;
-                Ok(self.mlp.forward_with(&x, None, modulate)?.0)
+                let f = self.mlp.forward_with(&x, None, modulate)?.0;
+                match &e.over_sigma {
+                    // s(x, sigma_i) = f(c_in x, i) / sigma_i
+                    Some(sigmas) => f.broadcast_div(&sigmas.index_select(levels, 0)?.unsqueeze(1)?),
+                    None => Ok(f),
+                }
             }
             Conditioner::DivideBySigma(sigmas) => {
                 let sigma = sigmas.index_select(levels, 0)?.unsqueeze(1)?; // (N, 1)

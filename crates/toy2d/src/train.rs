@@ -305,6 +305,7 @@ pub fn train_ncsn(
     let label = match conditioning {
         Conditioning::Embedding => "ncsn (embedding)",
         Conditioning::DivideBySigma => "ncsn (s/sigma)",
+        Conditioning::EmbeddingOverSigma => "ncsn (embedding, s/sigma)",
     };
     let report = optimise(label, cfg, &varmap, &mut rng, |rng| {
         let x = draw_batch(data, cfg.batch_size, rng)?;

@@ -155,8 +155,8 @@ pub fn run(ctx: &Context) -> Result<Table> {
         progress: ctx.progress,
     };
     let mut data = |n: usize, r: &mut rand_chacha::ChaCha8Rng| p.sample(n, r);
-    let (model, report) =
-        train_ncsn(&mut data, &sigmas, Conditioning::Embedding, &cfg, &ctx.device).context("training the NCSN")?;
+    let (model, report) = train_ncsn(&mut data, &sigmas, Conditioning::EmbeddingOverSigma, &cfg, &ctx.device)
+        .context("training the NCSN")?;
     let last = sigmas.len() - 1;
     let mut rng = ctx.rng(21);
     let bar = ctx.bar(

@@ -22,7 +22,7 @@ use serde::Serialize;
 /// Particles shown (fewer than Fig. 3's 1,280 keeps each dot readable).
 pub const PARTICLES: usize = 600;
 /// A frame every this many Langevin steps.
-pub const RECORD_EVERY: usize = 20;
+pub const RECORD_EVERY: usize = 50;
 /// The plotted square.
 pub const BOUNDS: (f64, f64) = (-10.0, 10.0);
 
@@ -138,11 +138,11 @@ pub fn run(ctx: &Context) -> Result<Table> {
     let scene = Scene { shade, apts, fields };
     // the GIF: every snapshot, then the last one held for a second
     let snaps = &traj.snapshots;
-    let hold = 8;
+    let hold = 6;
     let n_frames = snaps.len() + hold;
     let bar = ctx.bar(n_frames as u64, "rendering trajectories.gif");
     let total_levels = config.sigmas.len();
-    plot::save_gif(&ctx.out, "trajectories.gif", (560, 600), 100, n_frames, |root, k| {
+    plot::save_gif(&ctx.out, "trajectories.gif", (560, 600), 150, n_frames, |root, k| {
         bar.inc(1);
         let snap = &snaps[k.min(snaps.len() - 1)];
         let (head, body) = root.split_vertically(34);
