@@ -2,32 +2,11 @@
 //! flags, config files, devices and paths.
 mod common;
 
+use common::{assert_clean_error, ncsn, stderr};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use ncsn::{Overrides, TrainConfig};
-
-fn ncsn(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ncsn"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the ncsn binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Fails with the command's stderr unless it exited with an error message and no panic.
-fn assert_clean_error(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "expected failure; stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "expected {n:?} in: {err}");
-    }
-}
 
 const TINY: &[&str] = &[
     "--image-size",

@@ -2,32 +2,12 @@
 //! reproducibility, and clear errors (never a panic) for bad checkpoints, masks and images.
 mod common;
 
+use common::{assert_clean_error, ncsn, stderr};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use candle_core::Device;
 use ncsn::train::{train_new, Progress, RunOptions};
-
-fn ncsn(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ncsn"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the ncsn binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn assert_clean_error(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "expected failure; stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "expected {n:?} in: {err}");
-    }
-}
 
 /// A tiny trained run (ngf 8, 16x16, 4 levels, 2 steps, with an EMA) in `dir/run`, and its data.
 fn tiny_run(dir: &Path) {

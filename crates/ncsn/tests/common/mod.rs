@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use ncsn::{DatasetKind, TrainConfig};
 
@@ -86,5 +87,29 @@ pub fn tiny_config(data: &Path) -> TrainConfig {
         log_every: 1,
         test_every: 2,
         ..TrainConfig::mnist()
+    }
+}
+
+/// Runs the built `ncsn` binary with `args` in `cwd`.
+pub fn ncsn(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ncsn"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the ncsn binary runs")
+}
+
+/// The command's stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Fails with the command's stderr unless it exited with an error message and no panic.
+pub fn assert_clean_error(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure; stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
     }
 }
