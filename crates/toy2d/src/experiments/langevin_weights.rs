@@ -93,6 +93,51 @@ pub fn annealed_config() -> Result<AnnealedLangevin> {
     Ok(config)
 }
 
+/// Plain Langevin (`PLAIN_EPS`, `PLAIN_STEPS`, paper convention) with `plain_score`, then annealed
+/// Langevin (`config`) with `level_score`, both from `x0` and drawing from `rng` in that order,
+/// under one progress bar. Returns the final particles of each.
+fn plain_and_annealed(
+    ctx: &Context,
+    label: &str,
+    x0: &Array2<f64>,
+    mut plain_score: impl FnMut(&Array2<f64>) -> langevin::Result<Array2<f64>>,
+    mut level_score: impl FnMut(&Array2<f64>, usize) -> langevin::Result<Array2<f64>>,
+    config: &AnnealedLangevin,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> Result<(Array2<f64>, Array2<f64>)> {
+    let bar = ctx.bar(
+        (PLAIN_STEPS + config.sigmas.len() * config.steps_per_level) as u64,
+        label,
+    );
+    let plain = langevin(
+        x0.clone(),
+        |x| {
+            bar.inc(1);
+            plain_score(x)
+        },
+        PLAIN_EPS,
+        PLAIN_STEPS,
+        StepConvention::Paper,
+        None,
+        rng,
+    )
+    .map_err(sampler_err)?
+    .samples;
+    let annealed = annealed_langevin(
+        x0.clone(),
+        |x, level, _| {
+            bar.inc(1);
+            level_score(x, level)
+        },
+        config,
+        rng,
+    )
+    .map_err(sampler_err)?
+    .samples;
+    bar.finish_and_clear();
+    Ok((plain, annealed))
+}
+
 /// Runs the experiment.
 pub fn run(ctx: &Context) -> Result<Table> {
     let p = paper_mixture();
@@ -108,36 +153,15 @@ pub fn run(ctx: &Context) -> Result<Table> {
     let mut rng = ctx.rng(20);
     let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
     let iid = p.sample(PARTICLES, &mut rng);
-    let bar = ctx.bar(
-        (PLAIN_STEPS + sigmas.len() * STEPS_PER_LEVEL) as u64,
+    let (plain, annealed) = plain_and_annealed(
+        ctx,
         "Langevin, exact scores",
-    );
-    let plain = langevin(
-        x0.clone(),
-        |x| {
-            bar.inc(1);
-            Ok(p.score(x.view()))
-        },
-        PLAIN_EPS,
-        PLAIN_STEPS,
-        StepConvention::Paper,
-        None,
-        &mut rng,
-    )
-    .map_err(sampler_err)?
-    .samples;
-    let annealed = annealed_langevin(
-        x0.clone(),
-        |x, level, _| {
-            bar.inc(1);
-            Ok(perturbed[level].score(x.view()))
-        },
+        &x0,
+        |x| Ok(p.score(x.view())),
+        |x, level| Ok(perturbed[level].score(x.view())),
         &config,
         &mut rng,
-    )
-    .map_err(sampler_err)?
-    .samples;
-    bar.finish_and_clear();
+    )?;
     let exact = vec![
         result(&p, "exact samples", &iid),
         result(&p, "Langevin (exact score)", &plain),
@@ -159,29 +183,18 @@ pub fn run(ctx: &Context) -> Result<Table> {
         .context("training the NCSN")?;
     let last = sigmas.len() - 1;
     let mut rng = ctx.rng(21);
-    let bar = ctx.bar(
-        (PLAIN_STEPS + sigmas.len() * STEPS_PER_LEVEL) as u64,
-        "Langevin, learned scores",
-    );
     let learned_score = |x: &Array2<f64>, level: usize| -> langevin::Result<Array2<f64>> {
-        bar.inc(1);
         Ok(score_array(&model, x.view(), Some(level), &ctx.device)?)
     };
-    let plain_l = langevin(
-        x0.clone(),
+    let (plain_l, annealed_l) = plain_and_annealed(
+        ctx,
+        "Langevin, learned scores",
+        &x0,
         |x| learned_score(x, last),
-        PLAIN_EPS,
-        PLAIN_STEPS,
-        StepConvention::Paper,
-        None,
+        learned_score,
+        &config,
         &mut rng,
-    )
-    .map_err(sampler_err)?
-    .samples;
-    let annealed_l = annealed_langevin(x0, |x, level, _| learned_score(x, level), &config, &mut rng)
-        .map_err(sampler_err)?
-        .samples;
-    bar.finish_and_clear();
+    )?;
     let learned = vec![
         result(&p, "exact samples", &iid),
         result(&p, "Langevin (learned s(x, σ_L))", &plain_l),
