@@ -1,6 +1,6 @@
 //! The `sample`, `inpaint` and `bench` subcommands of the `ncsn` binary: flags, and the files
 //! they write. The work itself is in [`crate::sample`], [`crate::inpaint`] and
-//! [`crate::model::bench`].
+//! [`crate::bench`].
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -11,13 +11,14 @@ use clap::Args;
 use image::RgbImage;
 use langevin::{Snapshot, StepConvention};
 
+use crate::bench::{run_bench, BenchOptions};
 use crate::checkpoint::LoadedModel;
+use crate::config::{Overrides, TrainConfig};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic_with;
 use crate::images::{grid, save_gif, save_png, to_rgb_images, Figure};
 use crate::inpaint::{self, MaskKind};
 use crate::load::{is_weights_file, load_model};
-use crate::model::bench::{run_bench, BenchOptions};
 use crate::model::{CondRefineNetDilated, ModelConfig};
 use crate::sample::{count_non_finite, sample, SampleConfig};
 use crate::train::Progress;
@@ -145,36 +146,69 @@ pub struct InpaintArgs {
 /// `ncsn bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
+    /// Time the training step of this run config (TOML, as `ncsn train --config`); the flags
+    /// below override it. Default: the paper's CIFAR-10 run
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Network width (the paper's CIFAR-10 model: 128)
-    #[arg(long, default_value_t = 128)]
-    pub ngf: usize,
-    /// Image channels
-    #[arg(long, default_value_t = 3)]
-    pub channels: usize,
-    /// Image height = width
-    #[arg(long, default_value_t = 32)]
-    pub image_size: usize,
-    /// Noise levels L
-    #[arg(long, default_value_t = 10)]
-    pub num_levels: usize,
-    /// Images per batch
-    #[arg(long, default_value_t = 128)]
-    pub batch: usize,
-    /// Timed training steps
+    #[arg(long)]
+    pub ngf: Option<usize>,
+    /// Image channels (CIFAR-10: 3)
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Image height = width (CIFAR-10: 32)
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Noise levels L (the paper: 10)
+    #[arg(long)]
+    pub num_levels: Option<usize>,
+    /// Images per batch (the paper: 128)
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Timed training steps (0: skip training)
     #[arg(long, default_value_t = 2)]
     pub steps: usize,
-    /// Timed sampling evaluations (forward passes on a batch)
+    /// Timed sampling steps on a batch (0: skip sampling)
     #[arg(long, default_value_t = 2)]
     pub evals: usize,
     /// Untimed passes before each measurement
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// Seed of the weights and inputs
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of the weights and inputs (default: the config's)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print one line of JSON instead of the table (for scripts/bench_torch.py)
+    #[arg(long)]
+    pub json: bool,
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+impl BenchArgs {
+    /// The training run to time: the config file (or CIFAR-10's defaults), then the flags.
+    pub fn train_config(&self) -> Result<TrainConfig> {
+        let file = match &self.config {
+            Some(path) => Overrides::from_toml_file(path)?,
+            // The CIFAR-10 run's settings without its fixed image shape: an image-folder run
+            // (the bench trains on stand-in images of any shape; the folder is never read).
+            None => Overrides {
+                dataset: Some(crate::config::DatasetKind::Images),
+                data: Some(PathBuf::from(".")),
+                ..Default::default()
+            },
+        };
+        let flags = Overrides {
+            ngf: self.ngf,
+            channels: self.channels,
+            image_size: self.image_size,
+            num_levels: self.num_levels,
+            batch_size: self.batch,
+            seed: self.seed,
+            ..Default::default()
+        };
+        TrainConfig::resolve(&file, &flags)
+    }
 }
 
 fn progress() -> Progress {
@@ -431,30 +465,24 @@ pub fn peak_resident_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// `ncsn bench`: training images/s, sampling evaluations/s, peak memory and the per-layer profile.
+/// `ncsn bench`: the training step and the sampling step as `ncsn train` and `ncsn sample` run
+/// them, the per-layer profile and the peak memory.
 pub fn run_bench_command(args: &BenchArgs) -> Result<()> {
     let device = crate::parse_device(&args.device)?;
-    let config = ModelConfig {
-        ngf: args.ngf,
-        channels: args.channels,
-        image_size: args.image_size,
-        num_classes: args.num_levels,
-    };
-    config.validate().map_err(|m| Error::config("model", m))?;
     let options = BenchOptions {
-        config,
-        batch: args.batch,
+        train: args.train_config()?,
         train_steps: args.steps,
         sample_evals: args.evals,
         warmup: args.warmup,
-        seed: args.seed,
     };
-    if options.batch == 0 {
-        return Err(Error::config("batch", "expected at least 1, got 0"));
-    }
     let report = run_bench(&options, &device)?;
+    let peak = peak_resident_bytes();
+    if args.json {
+        println!("{}", report.to_json(peak));
+        return Ok(());
+    }
     print!("{report}");
-    match peak_resident_bytes() {
+    match peak {
         Some(b) => println!(
             "peak resident memory (VmHWM): {:.0} MiB{}",
             b as f64 / (1024.0 * 1024.0),

@@ -9,6 +9,8 @@
 //!   for sampling; [`log`], [`plot`]: the loss CSV and its figure;
 //! - [`sample`], [`inpaint`]: annealed Langevin sampling and inpainting; [`load`]: a run folder
 //!   or a converted reference checkpoint; [`images`]: sample grids and GIFs.
+pub mod alloc;
+pub mod bench;
 pub mod checkpoint;
 pub mod commands;
 pub mod config;

@@ -106,6 +106,7 @@ fn train(args: TrainArgs) -> ncsn::Result<()> {
 }
 
 fn main() -> ExitCode {
+    ncsn::alloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train(args),

@@ -44,6 +44,36 @@ impl Default for AdamConfig {
     }
 }
 
+/// The scalars of step `t`.
+#[derive(Debug, Clone, Copy)]
+struct Coefficients {
+    beta1: f64,
+    one_minus_beta1: f64,
+    beta2: f64,
+    one_minus_beta2: f64,
+    /// `lr / (1 - beta1^t)`.
+    step_size: f64,
+    /// `1 / sqrt(1 - beta2^t)`.
+    inv_sqrt_bc2: f64,
+    eps: f64,
+}
+
+impl Coefficients {
+    fn new(config: &AdamConfig, t: u64) -> Self {
+        let AdamConfig { lr, beta1, beta2, eps } = *config;
+        let t = t.min(i32::MAX as u64) as i32;
+        Self {
+            beta1,
+            one_minus_beta1: 1.0 - beta1,
+            beta2,
+            one_minus_beta2: 1.0 - beta2,
+            step_size: lr / (1.0 - beta1.powi(t)),
+            inv_sqrt_bc2: 1.0 / (1.0 - beta2.powi(t)).sqrt(),
+            eps,
+        }
+    }
+}
+
 /// Adam over a fixed list of named parameters.
 pub struct Adam {
     config: AdamConfig,
@@ -56,11 +86,14 @@ pub struct Adam {
 impl Adam {
     /// Zero moments for every parameter of `vars` (`(name, var)`, as [`crate::vars::named_vars`]).
     pub fn new(vars: Vec<(String, Var)>, config: AdamConfig) -> Result<Self> {
-        let m = vars
-            .iter()
-            .map(|(_, v)| v.zeros_like())
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let v = m.clone();
+        // Two separate sets of zeros: on the CPU the moments are updated in place, so `m` and
+        // `v` must not share storage.
+        let zeros = || {
+            vars.iter()
+                .map(|(_, v)| v.zeros_like())
+                .collect::<candle_core::Result<Vec<_>>>()
+        };
+        let (m, v) = (zeros()?, zeros()?);
         Ok(Self {
             config,
             vars,
@@ -77,20 +110,24 @@ impl Adam {
 
     /// One update of every parameter that has a gradient in `grads`.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        let AdamConfig { lr, beta1, beta2, eps } = self.config;
         self.t += 1;
-        let t = self.t as i32;
-        let step_size = lr / (1.0 - beta1.powi(t)); // lr / (1 - beta1^t)
-        let sqrt_bc2 = (1.0 - beta2.powi(t)).sqrt(); // sqrt(1 - beta2^t)
+        let c = Coefficients::new(&self.config, self.t);
         for (i, (_, var)) in self.vars.iter().enumerate() {
             let Some(g) = grads.get(var) else { continue };
+            if fused::applies(var, g, &self.m[i], &self.v[i]) {
+                // One pass over memory per line below, nothing allocated.
+                self.m[i].inplace_op2(g, &fused::FirstMoment(c))?;
+                self.v[i].inplace_op2(g, &fused::SecondMoment(c))?;
+                var.inplace_op3(&self.m[i], &self.v[i], &fused::Parameter(c))?;
+                continue;
+            }
             // m <- beta1 m + (1 - beta1) g
-            let m = (self.m[i].affine(beta1, 0.0)? + g.affine(1.0 - beta1, 0.0)?)?;
+            let m = (self.m[i].affine(c.beta1, 0.0)? + g.affine(c.one_minus_beta1, 0.0)?)?;
             // v <- beta2 v + (1 - beta2) g^2
-            let v = (self.v[i].affine(beta2, 0.0)? + g.sqr()?.affine(1.0 - beta2, 0.0)?)?;
+            let v = (self.v[i].affine(c.beta2, 0.0)? + g.sqr()?.affine(c.one_minus_beta2, 0.0)?)?;
             // theta <- theta - step_size * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-            let denom = v.sqrt()?.affine(1.0 / sqrt_bc2, eps)?;
-            let update = (m.affine(step_size, 0.0)? / denom)?;
+            let denom = v.sqrt()?.affine(c.inv_sqrt_bc2, c.eps)?;
+            let update = (m.affine(c.step_size, 0.0)? / denom)?;
             var.set(&(var.as_tensor() - update)?)?;
             // The gradient carries the graph of the step that produced it: keep the moments'
             // values only, or every step's graph would stay alive through m and v.
@@ -126,10 +163,183 @@ impl Adam {
     }
 }
 
+/// Adam's update on the CPU as three in-place passes over memory (candle custom ops), with the
+/// same floating-point operations, in the same order, as the tensor-op form in [`Adam::step`]:
+/// the results are identical, only the temporaries are gone.
+mod fused {
+    use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
+
+    use super::Coefficients;
+
+    /// Whether the fused form applies: every tensor on the CPU, contiguous, of f32 or f64.
+    pub fn applies(var: &Tensor, g: &Tensor, m: &Tensor, v: &Tensor) -> bool {
+        [var, g, m, v].iter().all(|t| {
+            t.device().is_cpu()
+                && t.is_contiguous()
+                && t.dtype() == var.dtype()
+                && matches!(t.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+        })
+    }
+
+    /// The elements of a contiguous tensor's storage.
+    fn slice<'a, T>(data: &'a [T], l: &Layout) -> Result<&'a [T]> {
+        match l.contiguous_offsets() {
+            Some((a, b)) => Ok(&data[a..b]),
+            None => candle_core::bail!("adam: expected a contiguous tensor"),
+        }
+    }
+
+    fn slice_mut<'a, T>(data: &'a mut [T], l: &Layout) -> Result<&'a mut [T]> {
+        match l.contiguous_offsets() {
+            Some((a, b)) => Ok(&mut data[a..b]),
+            None => candle_core::bail!("adam: expected a contiguous tensor"),
+        }
+    }
+
+    /// Runs `f32_fn` or `f64_fn` on the destination and the sources' elements.
+    macro_rules! dispatch {
+        ($dst:expr, $dl:expr, [$(($s:expr, $sl:expr)),*], |$d:ident, $($x:ident),*| $body:expr) => {
+            match $dst {
+                CpuStorage::F32(d) => {
+                    let $d = slice_mut(d, $dl)?;
+                    $(let $x = match $s { CpuStorage::F32(x) => slice(x, $sl)?, _ => candle_core::bail!("adam: mixed dtypes") };)*
+                    type F = f32;
+                    $body(F::from_f64)
+                }
+                CpuStorage::F64(d) => {
+                    let $d = slice_mut(d, $dl)?;
+                    $(let $x = match $s { CpuStorage::F64(x) => slice(x, $sl)?, _ => candle_core::bail!("adam: mixed dtypes") };)*
+                    type F = f64;
+                    $body(F::from_f64)
+                }
+                _ => candle_core::bail!("adam: the fused update supports f32 and f64"),
+            }
+        };
+    }
+
+    /// `f64 -> T` as candle's `affine` converts its scalars.
+    trait FromF64 {
+        fn from_f64(v: f64) -> Self;
+    }
+    impl FromF64 for f32 {
+        fn from_f64(v: f64) -> Self {
+            v as f32
+        }
+    }
+    impl FromF64 for f64 {
+        fn from_f64(v: f64) -> Self {
+            v
+        }
+    }
+
+    /// `m <- beta1 m + (1 - beta1) g`, in place in `m`.
+    pub struct FirstMoment(pub Coefficients);
+    /// `v <- beta2 v + (1 - beta2) g^2`, in place in `v`.
+    pub struct SecondMoment(pub Coefficients);
+    /// `theta <- theta - step_size m / (sqrt(v) / sqrt(1 - beta2^t) + eps)`, in place in `theta`.
+    pub struct Parameter(pub Coefficients);
+
+    impl InplaceOp2 for FirstMoment {
+        fn name(&self) -> &'static str {
+            "adam-first-moment"
+        }
+        fn cpu_fwd(&self, dst: &mut CpuStorage, dl: &Layout, g: &CpuStorage, gl: &Layout) -> Result<()> {
+            let c = self.0;
+            dispatch!(dst, dl, [(g, gl)], |m, g| |cast: fn(f64) -> _| {
+                let (b1, c1) = (cast(c.beta1), cast(c.one_minus_beta1));
+                for (m, &g) in m.iter_mut().zip(g) {
+                    *m = *m * b1 + g * c1;
+                }
+                Ok(())
+            })
+        }
+    }
+
+    impl InplaceOp2 for SecondMoment {
+        fn name(&self) -> &'static str {
+            "adam-second-moment"
+        }
+        fn cpu_fwd(&self, dst: &mut CpuStorage, dl: &Layout, g: &CpuStorage, gl: &Layout) -> Result<()> {
+            let c = self.0;
+            dispatch!(dst, dl, [(g, gl)], |v, g| |cast: fn(f64) -> _| {
+                let (b2, c2) = (cast(c.beta2), cast(c.one_minus_beta2));
+                for (v, &g) in v.iter_mut().zip(g) {
+                    *v = *v * b2 + (g * g) * c2;
+                }
+                Ok(())
+            })
+        }
+    }
+
+    impl InplaceOp3 for Parameter {
+        fn name(&self) -> &'static str {
+            "adam-parameter"
+        }
+        fn cpu_fwd(
+            &self,
+            dst: &mut CpuStorage,
+            dl: &Layout,
+            m: &CpuStorage,
+            ml: &Layout,
+            v: &CpuStorage,
+            vl: &Layout,
+        ) -> Result<()> {
+            let c = self.0;
+            dispatch!(dst, dl, [(m, ml), (v, vl)], |theta, m, v| |cast: fn(f64) -> _| {
+                let (a, eps, s) = (cast(c.inv_sqrt_bc2), cast(c.eps), cast(c.step_size));
+                for ((theta, &m), &v) in theta.iter_mut().zip(m).zip(v) {
+                    *theta = *theta - (m * s) / (v.sqrt() * a + eps);
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
+
+    #[test]
+    fn fused_update_equals_the_tensor_op_form_bit_for_bit() {
+        // f32 parameters and gradients of mixed scales; three steps. The fused CPU passes do the
+        // same f32 operations in the same order as the tensor ops, so the results are equal.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let n = 1000;
+        let mut draw = |scale: f32| -> Tensor {
+            let v: Vec<f32> = (0..n).map(|_| (rng.random::<f32>() - 0.5) * scale).collect();
+            Tensor::from_vec(v, n, &Device::Cpu).unwrap()
+        };
+        let theta0 = draw(2.0);
+        let var = Var::from_tensor(&theta0).unwrap();
+        let cfg = AdamConfig::default();
+        let mut adam = Adam::new(vec![("p".into(), var.clone())], cfg).unwrap();
+        let (mut th, mut m, mut v) = (
+            theta0.clone(),
+            theta0.zeros_like().unwrap(),
+            theta0.zeros_like().unwrap(),
+        );
+        for t in 1..=3u64 {
+            let g = draw(10f32.powi(t as i32 - 2));
+            // The gradient enters as d/dtheta of sum(theta * g).
+            let grads = (var.as_tensor() * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            adam.step(&grads).unwrap();
+            let c = Coefficients::new(&cfg, t);
+            m = (m.affine(c.beta1, 0.0).unwrap() + g.affine(c.one_minus_beta1, 0.0).unwrap()).unwrap();
+            v = (v.affine(c.beta2, 0.0).unwrap() + g.sqr().unwrap().affine(c.one_minus_beta2, 0.0).unwrap()).unwrap();
+            let denom = v.sqrt().unwrap().affine(c.inv_sqrt_bc2, c.eps).unwrap();
+            th = (th - (m.affine(c.step_size, 0.0).unwrap() / denom).unwrap()).unwrap();
+            assert_eq!(
+                var.as_tensor().to_vec1::<f32>().unwrap(),
+                th.to_vec1::<f32>().unwrap(),
+                "step {t}"
+            );
+            assert_eq!(adam.m[0].to_vec1::<f32>().unwrap(), m.to_vec1::<f32>().unwrap());
+            assert_eq!(adam.v[0].to_vec1::<f32>().unwrap(), v.to_vec1::<f32>().unwrap());
+        }
+    }
 
     #[test]
     fn matches_hand_computed_adam_steps() {

@@ -15,7 +15,7 @@
 //! from ChaCha8 generators seeded from `seed`, and a checkpoint stores their positions, so a
 //! resumed run computes exactly what the uninterrupted run would have.
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
@@ -26,7 +26,7 @@ use score_matching::anneal_dsm::{anneal_dsm_per_example, draw_levels, per_level_
 
 use crate::checkpoint::{self, CheckpointMeta, LossAccumulator, FORMAT};
 use crate::config::{Overrides, TrainConfig};
-use crate::data::{load_train_test, Batcher};
+use crate::data::{load_train_test, Batcher, ImageSet};
 use crate::ema::Ema;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -65,14 +65,35 @@ pub struct Trainer {
     test: Batcher,
     step: u64,
     acc: LossAccumulator,
+    phases: StepPhases,
+}
+
+/// Where the last training step spent its time (host wall time: on a GPU, kernels still
+/// running at the end of a phase are counted in a later one).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepPhases {
+    /// Drawing the batch, the levels and the noise, and moving them to the device.
+    pub data: Duration,
+    /// The forward pass and the loss (up to reading the loss back).
+    pub forward: Duration,
+    /// The backward pass.
+    pub backward: Duration,
+    /// Adam and the EMA update.
+    pub update: Duration,
 }
 
 impl Trainer {
     /// A fresh run: loads the data and builds the model with weights drawn from the seed.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self> {
         config.validate()?;
-        let sigmas = config.sigmas()?;
         let (train, test) = load_train_test(&config)?;
+        Self::with_data(config, train, test, device)
+    }
+
+    /// A fresh run on images already in memory (`config`'s data fields are not read).
+    pub fn with_data(config: TrainConfig, train: ImageSet, test: ImageSet, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let sigmas = config.sigmas()?;
         let mut init_rng = ChaCha8Rng::seed_from_u64(config.seed);
         init_rng.set_stream(INIT_STREAM);
         let (varmap, model) = checkpoint::build_model(&config.model_config(), device, Some(init_rng.next_u64()))?;
@@ -113,6 +134,7 @@ impl Trainer {
             ),
             test: Batcher::sequential(test, config.test_batch_size, config.dequantize),
             step: 0,
+            phases: StepPhases::default(),
             config,
         })
     }
@@ -160,6 +182,11 @@ impl Trainer {
         Ok(t)
     }
 
+    /// Where the last [`Trainer::train_step`] spent its time.
+    pub fn last_step_phases(&self) -> StepPhases {
+        self.phases
+    }
+
     /// Steps done.
     pub fn step(&self) -> u64 {
         self.step
@@ -187,6 +214,7 @@ impl Trainer {
 
     /// One optimisation step; returns the batch's mean loss.
     pub fn train_step(&mut self) -> Result<f64> {
+        let t0 = Instant::now();
         let x = self
             .train
             .next_batch(&mut self.rng, &self.device)?
@@ -194,11 +222,14 @@ impl Trainer {
         let b = x.dim(0)?;
         let levels = draw_levels(&mut self.rng, b, self.sigmas.len(), &self.device)?;
         let z = langevin::randn_tensor(&mut self.rng, x.dims(), DType::F32, &self.device)?;
+        let t1 = Instant::now();
         let model = &self.model;
         let per = anneal_dsm_per_example(|xt, l| model.forward(xt, l), &x, &z, &levels, &self.sigmas_t)?;
         let loss = per.mean_all()?;
-        let grads = loss.backward()?;
         let value = f64::from(loss.to_scalar::<f32>()?);
+        let t2 = Instant::now();
+        let grads = loss.backward()?;
+        let t3 = Instant::now();
         if !value.is_finite() {
             return Err(Error::config(
                 "lr",
@@ -212,6 +243,13 @@ impl Trainer {
         if let Some(ema) = &mut self.ema {
             ema.update()?;
         }
+        self.device.synchronize()?;
+        self.phases = StepPhases {
+            data: t1 - t0,
+            forward: t2 - t1,
+            backward: t3 - t2,
+            update: t3.elapsed(),
+        };
         self.step += 1;
         let losses = per.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         self.acc.add(&losses, &levels.to_vec1::<u32>()?);

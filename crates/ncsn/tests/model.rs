@@ -387,32 +387,55 @@ fn profile_counts_every_layer_once_per_call() {
 }
 
 #[test]
-fn bench_runs_on_a_tiny_model() {
-    use ncsn::model::bench::{run_bench, BenchOptions};
+fn bench_times_the_training_and_sampling_steps_of_a_tiny_run() {
+    use ncsn::bench::{run_bench, BenchOptions};
     let opts = BenchOptions {
-        config: ModelConfig {
+        train: ncsn::TrainConfig {
             ngf: 2,
             channels: 1,
             image_size: 8,
-            num_classes: 4,
+            num_levels: 4,
+            batch_size: 2,
+            ema: true,
+            ..ncsn::TrainConfig::mnist()
         },
-        batch: 2,
-        train_steps: 1,
+        train_steps: 2,
         sample_evals: 1,
         warmup: 0,
-        seed: 1,
     };
     let report = run_bench(&opts, &Device::Cpu).unwrap();
-    assert!(report.train_step_s > 0.0 && report.train_images_per_s.is_finite());
-    assert!(report.sample_forward_s > 0.0 && report.sample_evals_per_s.is_finite());
+    assert_eq!(report.train_step.count, 2);
+    assert!(report.train_step.median > 0.0 && report.train_images_per_s().is_finite());
+    assert_eq!(report.sample_step.count, 1);
+    assert!(report.sample_step.median > 0.0 && report.sample_evals_per_s().is_finite());
+    // The profiled step is a whole forward pass of the network.
     assert_eq!(
         report.forward_by_kind.iter().map(|k| k.calls).sum::<usize>(),
         75 + 71 + 61 + 10 + 1
     );
+    let p = report.phases;
+    assert!(p.forward > std::time::Duration::ZERO && p.backward > std::time::Duration::ZERO);
     assert!(report.to_string().contains("images/s"));
-    let zero = BenchOptions { batch: 0, ..opts };
-    assert!(run_bench(&zero, &Device::Cpu)
-        .unwrap_err()
-        .to_string()
-        .contains("batch"));
+    let json: serde_json::Value = serde_json::from_str(&report.to_json(Some(7))).unwrap();
+    assert_eq!(json["batch"], 2);
+    assert_eq!(json["peak_resident_bytes"], 7);
+    // Nothing timed: no figures, no division by zero in the report.
+    let none = BenchOptions {
+        train_steps: 0,
+        sample_evals: 0,
+        ..opts.clone()
+    };
+    let report = run_bench(&none, &Device::Cpu).unwrap();
+    assert_eq!((report.train_step.count, report.sample_step.count), (0, 0));
+    assert!(!report.to_string().contains("NaN"));
+    // An invalid run is refused with the key named, as `ncsn train` refuses it.
+    let zero = BenchOptions {
+        train: ncsn::TrainConfig {
+            batch_size: 0,
+            ..opts.train
+        },
+        ..opts
+    };
+    let err = run_bench(&zero, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("batch"), "{err}");
 }

@@ -4,6 +4,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::pool::mean_pool2;
 use super::profile::{timed, LayerKind};
+use super::same_conv::same_conv2d;
 
 /// The bound of PyTorch's default `nn.Conv2d` initialisation: weights and biases are drawn from
 /// `U(-b, b)` with `b = 1 / sqrt(fan_in)`, `fan_in = in_channels * k * k`
@@ -20,7 +21,6 @@ pub fn pytorch_conv_bound(fan_in: usize) -> f64 {
 pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
-    padding: usize,
     dilation: usize,
 }
 
@@ -42,23 +42,14 @@ impl Conv2d {
         } else {
             None
         };
-        Ok(Self {
-            weight,
-            bias,
-            padding: dilation * (kernel - 1) / 2,
-            dilation,
-        })
+        Ok(Self { weight, bias, dilation })
     }
 
     /// Applies the convolution to `x` `[B, in, H, W]`, giving `[B, out, H, W]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         timed(LayerKind::Conv, || {
-            let y = x.conv2d(&self.weight, self.padding, 1, self.dilation, 1)?;
-            match &self.bias {
-                // y[b, o, h, w] += bias[o]
-                Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1, 1))?),
-                None => Ok(y),
-            }
+            // y[b, o, h, w] = bias[o] + sum_{i, u, v} w[o, i, u, v] x[b, i, h + d u - p, w + d v - p]
+            same_conv2d(x, &self.weight, self.bias.as_ref(), self.dilation)
         })
     }
 }

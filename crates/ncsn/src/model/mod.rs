@@ -5,15 +5,16 @@
 //! One file per building block:
 //! - [`norm`]: CondInstanceNorm++, the only way the noise level enters;
 //! - [`conv`]: convolutions with PyTorch's default initialisation, conv + 2x2 mean pool;
+//! - [`same_conv`]: the convolution itself, a custom op whose forward and gradients are matrix
+//!   products;
 //! - [`pool`], [`resize`]: average pooling and bilinear resizing written with differentiable ops;
 //! - [`residual`]: the encoder's residual blocks; [`rcu`], [`msf`], [`crp`], [`refine_block`]:
 //!   RefineNet's parts; [`refinenet`]: the whole network;
 //! - [`shapes`]: the reference's state_dict listing; [`init`]: seeded re-initialisation;
-//! - [`profile`]: per-layer-kind timing hooks; [`bench`]: training and sampling speed.
+//! - [`profile`]: per-layer-kind timing hooks (`crate::bench` reports them).
 use serde::{Deserialize, Serialize};
 
 pub mod activation;
-pub mod bench;
 pub mod conv;
 pub mod crp;
 pub mod init;
@@ -26,6 +27,7 @@ pub mod refine_block;
 pub mod refinenet;
 pub mod residual;
 pub mod resize;
+pub mod same_conv;
 pub mod shapes;
 
 pub use init::seeded_init;

@@ -1,0 +1,674 @@
+//! The network's convolution as a candle custom op: stride 1, "same" padding
+//! `p = d (k - 1) / 2` for an odd kernel `k` and a dilation `d`, with the forward pass and both
+//! gradients computed as matrix products.
+//!
+//! Every convolution of the RefineNet is of this kind (downsampling is a mean pool), and for it
+//! all three passes are one matrix product per image. Write `col(X_b)` for the im2col matrix of
+//! image `b`: row `(i, u, v)`, column `(h, w)` holds `X_b[i, h + d u - p, w + d v - p]` (zero
+//! outside the image), i.e. column `(h, w)` lists every input value the kernel sees at output
+//! pixel `(h, w)`. Then, with `K = C_in k k`:
+//!
+//! ```text
+//! Y_b  = W[C_out, K] col(X_b)[K, H W]                           forward
+//! dW   = sum_b dY_b[C_out, H W] col(X_b)^T[H W, K]              weight gradient
+//! dX   = conv(dY, W'),  W'[i, o, u, v] = W[o, i, k-1-u, k-1-v]  input gradient
+//! ```
+//!
+//! The last line: `dX[i, a, c] = sum_{o, u, v} W[o, i, u, v] dY[o, a - d u + p, c - d v + p]`;
+//! substituting `u = k - 1 - u'` gives `a - d u + p = a + d u' - p` (because `2 p = d (k - 1)`),
+//! which is a "same" convolution of `dY` with the flipped, transposed kernel `W'`, on the same
+//! padding and dilation. So no transposed convolution is needed anywhere.
+//!
+//! On the CPU the im2col buffer lives only inside one call, one image at a time per thread
+//! (`K x H W` values, a few MB), never in the autograd graph; the products run through the
+//! `gemm` crate (what candle's own CPU matmul uses). Images are split across threads when the
+//! batch has at least as many images as there are threads, otherwise the product itself is
+//! parallel. On other devices the forward value comes from candle's `conv2d` (cuDNN with the
+//! `cudnn` feature) and the op only supplies the backward pass above: the input gradient through
+//! the same `conv2d`, the weight gradient as a batched matmul of im2col columns.
+use std::borrow::Cow;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+/// `x [B, C_in, H, W]` convolved with `weight [C_out, C_in, k, k]` (k odd), stride 1, padding
+/// `dilation (k - 1) / 2`, plus `bias [C_out]` if given: `y [B, C_out, H, W]`, differentiable in
+/// every argument.
+pub fn same_conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, dilation: usize) -> Result<Tensor> {
+    let op = SameConv::checked(x, weight, bias, dilation)?;
+    match (x.device().is_cpu(), bias) {
+        (true, None) => x.apply_op2(weight, op),
+        // The bias is the gemm's starting value: y = b + W col(x).
+        (true, Some(b)) => x.apply_op3(weight, b, op),
+        (false, None) => same_conv2d_via_candle(x, weight, dilation),
+        (false, Some(b)) => same_conv2d_via_candle(x, weight, dilation)?.broadcast_add(&b.reshape((1, (), 1, 1))?),
+    }
+}
+
+/// The path of every non-CPU device (without bias): the value from candle's `conv2d`, the
+/// gradients from this module's backward pass. Public so that tests run it on the CPU too.
+pub fn same_conv2d_via_candle(x: &Tensor, weight: &Tensor, dilation: usize) -> Result<Tensor> {
+    let op = SameConv::checked(x, weight, None, dilation)?;
+    let y = x
+        .detach()
+        .conv2d(&weight.detach(), op.padding(weight)?, 1, dilation, 1)?;
+    x.apply_op3(weight, &y, WithConvGrad(op))
+}
+
+/// The gradient of a bias added to every pixel: `db[o] = sum_{b, h, w} dY[b, o, h, w]`.
+pub fn conv_bias_grad(dy: &Tensor) -> Result<Tensor> {
+    let dy = dy.detach();
+    if dy.device().is_cpu() {
+        dy.apply_op1_no_bwd(&BiasGrad)
+    } else {
+        dy.sum((0, 2, 3))
+    }
+}
+
+/// The gradient of `sum(dy * same_conv2d(x, w))` with respect to `w`:
+/// `dW[o, i, u, v] = sum_{b, h, w} dY[b, o, h, w] X[b, i, h + d u - p, w + d v - p]`.
+pub fn conv_weight_grad(x: &Tensor, dy: &Tensor, kernel: usize, dilation: usize) -> Result<Tensor> {
+    let (x, dy) = (x.detach(), dy.detach());
+    if x.device().is_cpu() {
+        return x.apply_op2_no_bwd(&dy, &WeightGrad { kernel, dilation });
+    }
+    // im2col with tensor ops: stack the k*k shifted views of the zero-padded input.
+    let (b, cin, h, w) = x.dims4()?;
+    let cout = dy.dim(1)?;
+    let p = dilation * (kernel - 1) / 2;
+    let padded = x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)?;
+    let mut views = Vec::with_capacity(kernel * kernel);
+    for u in 0..kernel {
+        for v in 0..kernel {
+            views.push(padded.narrow(2, dilation * u, h)?.narrow(3, dilation * v, w)?);
+        }
+    }
+    let col = Tensor::stack(&views, 2)?.reshape((b, cin * kernel * kernel, h * w))?; // [B, K, HW]
+                                                                                     // dW = sum_b dY_b col_b^T
+    dy.reshape((b, cout, h * w))?
+        .matmul(&col.transpose(1, 2)?)?
+        .sum(0)?
+        .reshape((cout, cin, kernel, kernel))
+}
+
+/// The forward op: "same" convolution with the given dilation (kernel size from the weight).
+#[derive(Debug, Clone, Copy)]
+struct SameConv {
+    dilation: usize,
+}
+
+impl SameConv {
+    /// Checks that `x`, `weight` and `bias` fit a "same" convolution.
+    fn checked(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, dilation: usize) -> Result<Self> {
+        let (_, cin, _, _) = x.dims4()?;
+        let (_, win, kh, kw) = weight.dims4()?;
+        if win != cin || kh != kw || kh.is_multiple_of(2) || dilation == 0 {
+            candle_core::bail!(
+                "same_conv2d: expected a weight [C_out, {cin}, k, k] with k odd and dilation >= 1, got {:?} with dilation {dilation}",
+                weight.dims()
+            )
+        }
+        if x.dtype() != weight.dtype() {
+            candle_core::bail!(
+                "same_conv2d: input is {:?} but weight is {:?}",
+                x.dtype(),
+                weight.dtype()
+            )
+        }
+        if let Some(b) = bias {
+            if b.dims() != [weight.dim(0)?] || b.dtype() != weight.dtype() {
+                candle_core::bail!(
+                    "same_conv2d: expected a {:?} bias [{}], got {:?} {:?}",
+                    weight.dtype(),
+                    weight.dim(0)?,
+                    b.dtype(),
+                    b.dims()
+                )
+            }
+        }
+        Ok(Self { dilation })
+    }
+
+    fn padding(&self, weight: &Tensor) -> Result<usize> {
+        Ok(self.dilation * (weight.dim(3)? - 1) / 2)
+    }
+}
+
+/// Both gradients `(dX, dW)` of `y = same_conv2d(x, w, dilation)` given `dy`, the gradient of
+/// the result: what autograd calls in the backward pass.
+pub fn same_conv2d_backward(x: &Tensor, w: &Tensor, dy: &Tensor, dilation: usize) -> Result<(Tensor, Tensor)> {
+    let (cout, cin, k, _) = w.dims4()?;
+    // W'[i, o, u, v] = W[o, i, k-1-u, k-1-v]
+    let reversed: Vec<u32> = (0..k as u32).rev().collect();
+    let reversed = Tensor::new(reversed.as_slice(), w.device())?;
+    let flipped = w
+        .detach()
+        .transpose(0, 1)?
+        .contiguous()?
+        .index_select(&reversed, 2)?
+        .index_select(&reversed, 3)?;
+    debug_assert_eq!(flipped.dims(), [cin, cout, k, k]);
+    let dy = dy.detach();
+    let dx = if dy.device().is_cpu() {
+        dy.apply_op2_no_bwd(&flipped, &SameConv { dilation })?
+    } else {
+        dy.conv2d(&flipped, dilation * (k - 1) / 2, 1, dilation, 1)?
+    };
+    Ok((dx, conv_weight_grad(x, &dy, k, dilation)?))
+}
+
+impl SameConv {
+    /// The CPU forward pass, with the bias (if any) as the products' starting value.
+    fn forward_cpu(
+        &self,
+        x: (&CpuStorage, &Layout),
+        w: (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, cin, h, width) = x.1.shape().dims4()?;
+        let (cout, _, k, _) = w.1.shape().dims4()?;
+        let g = Geometry {
+            cin,
+            h,
+            w: width,
+            k,
+            d: self.dilation,
+        };
+        let shape = Shape::from((b, cout, h, width));
+        let out = match (x.0, w.0, bias) {
+            (CpuStorage::F32(xs), CpuStorage::F32(ws), None) => {
+                CpuStorage::F32(conv_forward(&gather(xs, x.1), &gather(ws, w.1), None, b, cout, g))
+            }
+            (CpuStorage::F32(xs), CpuStorage::F32(ws), Some((CpuStorage::F32(bs), bl))) => CpuStorage::F32(
+                conv_forward(&gather(xs, x.1), &gather(ws, w.1), Some(&gather(bs, bl)), b, cout, g),
+            ),
+            (CpuStorage::F64(xs), CpuStorage::F64(ws), None) => {
+                CpuStorage::F64(conv_forward(&gather(xs, x.1), &gather(ws, w.1), None, b, cout, g))
+            }
+            (CpuStorage::F64(xs), CpuStorage::F64(ws), Some((CpuStorage::F64(bs), bl))) => CpuStorage::F64(
+                conv_forward(&gather(xs, x.1), &gather(ws, w.1), Some(&gather(bs, bl)), b, cout, g),
+            ),
+            _ => candle_core::bail!("same_conv2d on the CPU supports f32 and f64, got {:?}", x.0.dtype()),
+        };
+        Ok((out, shape))
+    }
+}
+
+impl CustomOp2 for SameConv {
+    fn name(&self) -> &'static str {
+        "same-conv2d"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.forward_cpu((s1, l1), (s2, l2), None)
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = same_conv2d_backward(x, w, dy, self.dilation)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl CustomOp3 for SameConv {
+    fn name(&self) -> &'static str {
+        "same-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward_cpu((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = same_conv2d_backward(x, w, dy, self.dilation)?;
+        Ok((Some(dx), Some(dw), Some(conv_bias_grad(dy)?)))
+    }
+}
+
+/// The bias gradient on the CPU: `dy [B, C, H, W] -> [C]`, per-channel sums.
+struct BiasGrad;
+
+impl candle_core::CustomOp1 for BiasGrad {
+    fn name(&self) -> &'static str {
+        "same-conv2d-bias-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Float>(dy: &[T], b: usize, c: usize, hw: usize) -> Vec<T> {
+            let mut db = vec![T::default(); c];
+            for image in dy.chunks(c * hw).take(b) {
+                for (o, plane) in image.chunks(hw).enumerate() {
+                    let mut sum = T::default();
+                    for &v in plane {
+                        sum += v;
+                    }
+                    db[o] += sum;
+                }
+            }
+            db
+        }
+        let (b, c, h, w) = l.shape().dims4()?;
+        let out = match s {
+            CpuStorage::F32(dy) => CpuStorage::F32(run(&gather(dy, l), b, c, h * w)),
+            CpuStorage::F64(dy) => CpuStorage::F64(run(&gather(dy, l), b, c, h * w)),
+            _ => candle_core::bail!("same_conv2d on the CPU supports f32 and f64, got {:?}", s.dtype()),
+        };
+        Ok((out, Shape::from(c)))
+    }
+}
+
+/// Gives a value computed elsewhere (the third argument, candle's `conv2d` of the first two)
+/// the backward pass of [`SameConv`].
+struct WithConvGrad(SameConv);
+
+impl CustomOp3 for WithConvGrad {
+    fn name(&self) -> &'static str {
+        "same-conv2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        y: &CpuStorage,
+        ly: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        Ok((copy_contiguous(y, ly, BackendStorage::try_clone)?, ly.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        y: &candle_core::CudaStorage,
+        ly: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Ok((copy_contiguous(y, ly, BackendStorage::try_clone)?, ly.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = same_conv2d_backward(x, w, dy, self.0.dilation)?;
+        Ok((Some(dx), Some(dw), None))
+    }
+}
+
+/// A copy of storage `y` that is known to be laid out contiguously from offset 0 (a fresh
+/// `conv2d` output).
+fn copy_contiguous<S>(y: &S, ly: &Layout, clone: impl Fn(&S, &Layout) -> Result<S>) -> Result<S> {
+    if !ly.is_contiguous() || ly.start_offset() != 0 {
+        candle_core::bail!("same_conv2d: the precomputed value must be contiguous")
+    }
+    clone(y, ly)
+}
+
+/// The weight-gradient op on the CPU: `(x, dy) -> dW`.
+struct WeightGrad {
+    kernel: usize,
+    dilation: usize,
+}
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "same-conv2d-weight-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, cin, h, w) = l1.shape().dims4()?;
+        let (_, cout, _, _) = l2.shape().dims4()?;
+        let k = self.kernel;
+        let g = Geometry {
+            cin,
+            h,
+            w,
+            k,
+            d: self.dilation,
+        };
+        let shape = Shape::from((cout, cin, k, k));
+        let out = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(dy)) => {
+                CpuStorage::F32(conv_weight_grad_cpu(&gather(x, l1), &gather(dy, l2), b, cout, g))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(dy)) => {
+                CpuStorage::F64(conv_weight_grad_cpu(&gather(x, l1), &gather(dy, l2), b, cout, g))
+            }
+            _ => candle_core::bail!("same_conv2d on the CPU supports f32 and f64, got {:?}", s1.dtype()),
+        };
+        Ok((out, shape))
+    }
+}
+
+/// The values of a strided CPU tensor in row-major order (borrowed when already contiguous).
+fn gather<'a, T: Copy>(data: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
+    if let Some((start, end)) = layout.contiguous_offsets() {
+        return Cow::Borrowed(&data[start..end]);
+    }
+    let (dims, strides) = (layout.dims(), layout.stride());
+    let n: usize = dims.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut index = vec![0usize; dims.len()];
+    let mut offset = layout.start_offset();
+    for _ in 0..n {
+        out.push(data[offset]);
+        // Next multi-index, last dimension fastest.
+        for d in (0..dims.len()).rev() {
+            index[d] += 1;
+            offset += strides[d];
+            if index[d] < dims[d] {
+                break;
+            }
+            offset -= strides[d] * dims[d];
+            index[d] = 0;
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The element types the CPU kernels run on.
+trait Float: Copy + Send + Sync + Default + std::ops::AddAssign + 'static {
+    const ONE: Self;
+}
+impl Float for f32 {
+    const ONE: Self = 1.0;
+}
+impl Float for f64 {
+    const ONE: Self = 1.0;
+}
+
+/// Input channels, image size, kernel and dilation of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    cin: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    d: usize,
+}
+
+impl Geometry {
+    /// Rows of the im2col matrix, `C_in k k`.
+    fn rows(&self) -> usize {
+        self.cin * self.k * self.k
+    }
+    /// Pixels per channel, `H W`.
+    fn pixels(&self) -> usize {
+        self.h * self.w
+    }
+}
+
+/// How to use the threads for a batch of `b` images: split the images (each product
+/// single-threaded) or run the images one by one with a parallel product.
+fn plan(b: usize) -> (usize, Parallelism) {
+    let threads = candle_core::utils::get_num_threads().max(1);
+    if threads > 1 && b >= threads {
+        (b.div_ceil(threads), Parallelism::None)
+    } else if threads > 1 {
+        (b, Parallelism::Rayon(threads))
+    } else {
+        (b, Parallelism::None)
+    }
+}
+
+/// Fills `col` (`[C_in k k, H W]`) with the im2col matrix of one image `x` (`[C_in, H, W]`):
+/// `col[(i, u, v), (h, w)] = x[i, h + d u - p, w + d v - p]`, zero outside the image.
+fn im2col<T: Float>(x: &[T], g: Geometry, col: &mut [T]) {
+    let Geometry { cin, h, w, k, d } = g;
+    let p = (d * (k - 1) / 2) as isize;
+    let hw = h * w;
+    for i in 0..cin {
+        let channel = &x[i * hw..(i + 1) * hw];
+        for u in 0..k {
+            for v in 0..k {
+                let row = &mut col[((i * k + u) * k + v) * hw..][..hw];
+                let dy = (d * u) as isize - p; // input row = output row + dy
+                let dx = (d * v) as isize - p; // input column = output column + dx
+                                               // Output columns whose input column is inside the image: [lo, hi).
+                let lo = (-dx).clamp(0, w as isize) as usize;
+                let hi = (w as isize - dx).clamp(0, w as isize) as usize;
+                for ho in 0..h {
+                    let out = &mut row[ho * w..(ho + 1) * w];
+                    let hi_row = ho as isize + dy;
+                    if hi_row < 0 || hi_row >= h as isize || lo >= hi {
+                        out.fill(T::default());
+                        continue;
+                    }
+                    let src = &channel[hi_row as usize * w..][..w];
+                    out[..lo].fill(T::default());
+                    out[lo..hi].copy_from_slice(&src[(lo as isize + dx) as usize..(hi as isize + dx) as usize]);
+                    out[hi..].fill(T::default());
+                }
+            }
+        }
+    }
+}
+
+/// The im2col matrix of one image: the image itself for a 1x1 kernel, else `col` filled.
+fn columns<'a, T: Float>(xb: &'a [T], g: Geometry, col: &'a mut Vec<T>) -> &'a [T] {
+    if g.k == 1 {
+        return xb;
+    }
+    col.resize(g.rows() * g.pixels(), T::default());
+    im2col(xb, g, col);
+    col
+}
+
+/// `y[b] = W col(x[b])` for every image: `x` `[B, C_in, H, W]`, `wt` `[C_out, C_in, k, k]`.
+fn conv_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, b: usize, cout: usize, g: Geometry) -> Vec<T> {
+    let (kk, hw) = (g.rows(), g.pixels());
+    let mut y = vec![T::default(); b * cout * hw];
+    let (per_chunk, par) = plan(b);
+    if per_chunk == 0 {
+        return y;
+    }
+    let run = |(xs, ys): (&[T], &mut [T])| {
+        let mut col = Vec::new();
+        for (xb, yb) in xs.chunks(g.cin * hw).zip(ys.chunks_mut(cout * hw)) {
+            if let Some(bias) = bias {
+                // y[o, :] starts at b[o]; the product is added to it
+                for (row, &bo) in yb.chunks_mut(hw).zip(bias) {
+                    row.fill(bo);
+                }
+            }
+            let rhs = columns(xb, g, &mut col);
+            // SAFETY: yb is [cout, hw], wt is [cout, kk], rhs is [kk, hw], all row-major and
+            // of exactly these sizes (checked by the caller's shapes).
+            unsafe {
+                gemm(
+                    cout,
+                    hw,
+                    kk,
+                    yb.as_mut_ptr(),
+                    1,
+                    hw as isize,
+                    bias.is_some(),
+                    wt.as_ptr(),
+                    1,
+                    kk as isize,
+                    rhs.as_ptr(),
+                    1,
+                    hw as isize,
+                    T::ONE,
+                    T::ONE,
+                    false,
+                    false,
+                    false,
+                    par,
+                )
+            }
+        }
+    };
+    x.par_chunks(per_chunk * g.cin * hw)
+        .zip(y.par_chunks_mut(per_chunk * cout * hw))
+        .for_each(run);
+    y
+}
+
+/// `dW = sum_b dy[b] col(x[b])^T`, as `[C_out, C_in, k, k]`.
+///
+/// Computed as its transpose `dW^T [C_in k k, C_out] = sum_b col(x[b]) dy[b]^T` and transposed
+/// once at the end: the `gemm` crate runs this orientation about a third faster on these shapes.
+fn conv_weight_grad_cpu<T: Float>(x: &[T], dy: &[T], b: usize, cout: usize, g: Geometry) -> Vec<T> {
+    let (kk, hw) = (g.rows(), g.pixels());
+    let (per_chunk, par) = plan(b);
+    if per_chunk == 0 {
+        return vec![T::default(); cout * kk];
+    }
+    // One partial sum per chunk of images, added in chunk order (deterministic for a fixed
+    // thread count).
+    let partials: Vec<Vec<T>> = x
+        .par_chunks(per_chunk * g.cin * hw)
+        .zip(dy.par_chunks(per_chunk * cout * hw))
+        .map(|(xs, dys)| {
+            let mut dwt = vec![T::default(); kk * cout];
+            let mut col = Vec::new();
+            for (n, (xb, dyb)) in xs.chunks(g.cin * hw).zip(dys.chunks(cout * hw)).enumerate() {
+                let cols = columns(xb, g, &mut col);
+                // dwt[r, o] (+)= sum_j cols[r, j] dyb[o, j]: the right factor is dyb^T, read
+                // with column stride hw and row stride 1.
+                // SAFETY: dwt is [kk, cout], cols is [kk, hw], dyb is [cout, hw].
+                unsafe {
+                    gemm(
+                        kk,
+                        cout,
+                        hw,
+                        dwt.as_mut_ptr(),
+                        1,
+                        cout as isize,
+                        n > 0,
+                        cols.as_ptr(),
+                        1,
+                        hw as isize,
+                        dyb.as_ptr(),
+                        hw as isize,
+                        1,
+                        T::ONE,
+                        T::ONE,
+                        false,
+                        false,
+                        false,
+                        par,
+                    )
+                }
+            }
+            dwt
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![T::default(); kk * cout]);
+    for part in parts {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    // dW[o, r] = dW^T[r, o]
+    let mut dw = vec![T::default(); cout * kk];
+    for (r, row) in total.chunks(cout).enumerate() {
+        for (o, &v) in row.iter().enumerate() {
+            dw[o * kk + r] = v;
+        }
+    }
+    dw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+    use rand::{Rng, SeedableRng};
+
+    fn rand_tensor(rng: &mut rand_chacha::ChaCha8Rng, shape: &[usize], dtype: DType) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap()
+    }
+
+    #[test]
+    fn im2col_of_a_small_image_by_hand() {
+        // One 3x3 channel 1..9, 3x3 kernel, dilation 1: row (u, v) = (0, 0) is the image shifted
+        // down-right by one with zeros entering.
+        let x: Vec<f64> = (1..=9).map(f64::from).collect();
+        let g = Geometry {
+            cin: 1,
+            h: 3,
+            w: 3,
+            k: 3,
+            d: 1,
+        };
+        let mut col = vec![0.0; 9 * 9];
+        im2col(&x, g, &mut col);
+        assert_eq!(&col[..9], &[0., 0., 0., 0., 1., 2., 0., 4., 5.]);
+        assert_eq!(&col[4 * 9..5 * 9], &x[..]); // centre tap: the image itself
+        assert_eq!(&col[8 * 9..], &[5., 6., 0., 8., 9., 0., 0., 0., 0.]);
+    }
+
+    #[test]
+    fn gather_reads_a_transposed_view_in_row_major_order() {
+        let t = Tensor::arange(0f32, 6., &Device::Cpu).unwrap().reshape((2, 3)).unwrap();
+        let t = t.t().unwrap(); // [[0, 3], [1, 4], [2, 5]]
+        let (storage, layout) = t.storage_and_layout();
+        let candle_core::Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+            panic!("cpu f32")
+        };
+        assert_eq!(gather(data, layout).as_ref(), &[0., 3., 1., 4., 2., 5.]);
+    }
+
+    #[test]
+    fn f64_forward_and_grads_equal_candle_conv2d() {
+        // In f64 the two computations differ only by summation order: 1e-12 relative.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for (b, cin, cout, hw, k, d) in [(2, 3, 5, 6, 3, 1), (3, 2, 4, 8, 3, 2), (1, 4, 3, 5, 1, 1)] {
+            let x = Var::from_tensor(&rand_tensor(&mut rng, &[b, cin, hw, hw], DType::F64)).unwrap();
+            let w = Var::from_tensor(&rand_tensor(&mut rng, &[cout, cin, k, k], DType::F64)).unwrap();
+            let dy = rand_tensor(&mut rng, &[b, cout, hw, hw], DType::F64);
+            let ours = same_conv2d(&x, &w, None, d).unwrap();
+            let theirs = x.conv2d(&w, d * (k - 1) / 2, 1, d, 1).unwrap();
+            let diff = |a: &Tensor, b: &Tensor| {
+                let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+                (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap()
+                    / scale
+            };
+            assert!(diff(&ours, &theirs) < 1e-12);
+            let g1 = (ours * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (theirs * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-12);
+            assert!(diff(g1.get(&w).unwrap(), g2.get(&w).unwrap()) < 1e-12);
+        }
+    }
+}

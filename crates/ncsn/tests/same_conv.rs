@@ -1,0 +1,224 @@
+//! The network's convolution op (`ncsn::model::same_conv`) against candle's own `conv2d` and its
+//! backward pass, and against finite differences.
+use candle_core::{DType, Device, Tensor, Var};
+use ncsn::model::same_conv::{same_conv2d, same_conv2d_backward, same_conv2d_via_candle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn uniform(rng: &mut ChaCha8Rng, shape: &[usize], dtype: DType) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+/// `max |a - b| / max |b|`.
+fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    let a = a.to_dtype(DType::F64).unwrap();
+    let b = b.to_dtype(DType::F64).unwrap();
+    let scale = b
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+        .max(1e-30);
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+        / scale
+}
+
+/// Batch, C_in, C_out, H, W, kernel, dilation: kernels 1 and 3, dilations 1, 2 and 4, batch 1
+/// and several, channel counts that are not multiples of the SIMD width (8 f32 lanes), non-square
+/// images, and an image smaller than the dilated kernel (every off-centre tap in the padding).
+const CASES: [(usize, usize, usize, usize, usize, usize, usize); 9] = [
+    (1, 3, 5, 7, 6, 3, 1),
+    (4, 5, 9, 8, 8, 3, 1),
+    (3, 17, 4, 6, 9, 3, 2),
+    (2, 6, 7, 9, 9, 3, 4),
+    (1, 9, 3, 3, 5, 3, 4),
+    (5, 7, 11, 5, 4, 1, 1),
+    (1, 1, 1, 4, 4, 1, 1),
+    (2, 16, 16, 8, 8, 3, 1),
+    (3, 2, 13, 10, 7, 5, 2),
+];
+
+/// The op's output and both gradients against candle's `conv2d` and candle's backward pass of
+/// it, in f32. Each output is a sum of C_in k^2 <= 153 products of values in [-1, 1]; with both
+/// sides rounding to f32 in a different order the relative error stays below ~1e-6 at these
+/// sizes: 1e-5 leaves room and still fails for any misplaced tap (an error of order one).
+#[test]
+fn f32_output_and_gradients_equal_candle_conv2d() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for (b, cin, cout, h, w, k, d) in CASES {
+        let x = Var::from_tensor(&uniform(&mut rng, &[b, cin, h, w], DType::F32)).unwrap();
+        let wt = Var::from_tensor(&uniform(&mut rng, &[cout, cin, k, k], DType::F32)).unwrap();
+        let dy = uniform(&mut rng, &[b, cout, h, w], DType::F32);
+        let ours = same_conv2d(&x, &wt, None, d).unwrap();
+        let theirs = x.conv2d(&wt, d * (k - 1) / 2, 1, d, 1).unwrap();
+        let case = format!("b{b} {cin}->{cout} {h}x{w} k{k} d{d}");
+        assert!(rel_err(&ours, &theirs) < 1e-5, "{case}: output");
+        let g1 = (ours * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (theirs * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(rel_err(g1.get(&x).unwrap(), g2.get(&x).unwrap()) < 1e-5, "{case}: dx");
+        assert!(rel_err(g1.get(&wt).unwrap(), g2.get(&wt).unwrap()) < 1e-5, "{case}: dw");
+        // The backward function called directly gives the same gradients.
+        let (dx, dw) = same_conv2d_backward(&x, &wt, &dy, d).unwrap();
+        assert!(rel_err(&dx, g1.get(&x).unwrap()) < 1e-6, "{case}: direct dx");
+        assert!(rel_err(&dw, g1.get(&wt).unwrap()) < 1e-6, "{case}: direct dw");
+    }
+}
+
+/// The path that GPUs take (value from candle's conv2d, gradients from the op's backward with a
+/// flipped-kernel conv2d and an im2col matmul), run on the CPU: same values and gradients.
+#[test]
+fn the_device_path_equals_the_cpu_path() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for (b, cin, cout, h, w, k, d) in CASES {
+        let x = Var::from_tensor(&uniform(&mut rng, &[b, cin, h, w], DType::F32)).unwrap();
+        let wt = Var::from_tensor(&uniform(&mut rng, &[cout, cin, k, k], DType::F32)).unwrap();
+        let dy = uniform(&mut rng, &[b, cout, h, w], DType::F32);
+        let cpu = same_conv2d(&x, &wt, None, d).unwrap();
+        let dev = same_conv2d_via_candle(&x, &wt, d).unwrap();
+        let case = format!("b{b} {cin}->{cout} {h}x{w} k{k} d{d}");
+        assert!(rel_err(&dev, &cpu) < 1e-5, "{case}: output");
+        let g1 = (cpu * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (dev * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(rel_err(g2.get(&x).unwrap(), g1.get(&x).unwrap()) < 1e-5, "{case}: dx");
+        assert!(rel_err(g2.get(&wt).unwrap(), g1.get(&wt).unwrap()) < 1e-5, "{case}: dw");
+    }
+}
+
+/// Central differences of `L = sum(r * conv(x, w))` in f64 along random directions of `x` and of
+/// `w`. L is bilinear, so the central difference is exact up to rounding: 1e-9 relative.
+#[test]
+fn f64_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for (b, cin, cout, h, w, k, d) in CASES {
+        let x = uniform(&mut rng, &[b, cin, h, w], DType::F64);
+        let wt = uniform(&mut rng, &[cout, cin, k, k], DType::F64);
+        let r = uniform(&mut rng, &[b, cout, h, w], DType::F64);
+        let vx = uniform(&mut rng, &[b, cin, h, w], DType::F64);
+        let vw = uniform(&mut rng, &[cout, cin, k, k], DType::F64);
+        let loss = |x: &Tensor, wt: &Tensor| -> f64 {
+            (same_conv2d(x, wt, None, d).unwrap() * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let (dx, dw) = same_conv2d_backward(&x, &wt, &r, d).unwrap();
+        let dot = |a: &Tensor, b: &Tensor| (a * b).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+        let eps = 1e-3;
+        let step = |t: &Tensor, v: &Tensor, s: f64| (t + (v * s).unwrap()).unwrap();
+        let fd_x = (loss(&step(&x, &vx, eps), &wt) - loss(&step(&x, &vx, -eps), &wt)) / (2.0 * eps);
+        let fd_w = (loss(&x, &step(&wt, &vw, eps)) - loss(&x, &step(&wt, &vw, -eps))) / (2.0 * eps);
+        let case = format!("b{b} {cin}->{cout} {h}x{w} k{k} d{d}");
+        let (gx, gw) = (dot(&dx, &vx), dot(&dw, &vw));
+        assert!(
+            (fd_x - gx).abs() <= 1e-9 * gx.abs().max(1.0),
+            "{case}: x: {fd_x} vs {gx}"
+        );
+        assert!(
+            (fd_w - gw).abs() <= 1e-9 * gw.abs().max(1.0),
+            "{case}: w: {fd_w} vs {gw}"
+        );
+    }
+}
+
+/// Strided views (a transposed image, a narrowed weight, a broadcast gradient) give the same
+/// results as their contiguous copies.
+#[test]
+fn non_contiguous_inputs() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let (b, cin, cout, h, w, k, d) = (2, 5, 6, 7, 9, 3, 2);
+    // x stored as [B, C, W, H] and viewed transposed; the weight is a slice of a wider tensor.
+    let x_t = uniform(&mut rng, &[b, cin, w, h], DType::F32).transpose(2, 3).unwrap();
+    let wide = uniform(&mut rng, &[cout + 3, cin, k, k], DType::F32);
+    let wt = wide.narrow(0, 1, cout).unwrap();
+    assert!(!x_t.is_contiguous());
+    let expected = same_conv2d(&x_t.contiguous().unwrap(), &wt.contiguous().unwrap(), None, d).unwrap();
+    let got = same_conv2d(&x_t, &wt, None, d).unwrap();
+    assert_eq!(
+        got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        expected.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+    // A gradient that is a broadcast view (stride 0), as `sum` produces.
+    let dy = Tensor::new(0.5f32, &Device::Cpu)
+        .unwrap()
+        .broadcast_as((b, cout, h, w))
+        .unwrap();
+    let (dx, dw) = same_conv2d_backward(&x_t, &wt, &dy, d).unwrap();
+    let (dx2, dw2) = same_conv2d_backward(
+        &x_t.contiguous().unwrap(),
+        &wt.contiguous().unwrap(),
+        &dy.contiguous().unwrap(),
+        d,
+    )
+    .unwrap();
+    assert!(rel_err(&dx, &dx2) == 0.0 && rel_err(&dw, &dw2) == 0.0);
+}
+
+/// With a bias: the value and all three gradients against candle's `conv2d` plus a broadcast
+/// bias (tolerances as above).
+#[test]
+fn bias_is_added_and_differentiated() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for (b, cin, cout, h, w, k, d) in CASES {
+        let x = Var::from_tensor(&uniform(&mut rng, &[b, cin, h, w], DType::F32)).unwrap();
+        let wt = Var::from_tensor(&uniform(&mut rng, &[cout, cin, k, k], DType::F32)).unwrap();
+        let bias = Var::from_tensor(&uniform(&mut rng, &[cout], DType::F32)).unwrap();
+        let dy = uniform(&mut rng, &[b, cout, h, w], DType::F32);
+        let ours = same_conv2d(&x, &wt, Some(&bias), d).unwrap();
+        let theirs = x
+            .conv2d(&wt, d * (k - 1) / 2, 1, d, 1)
+            .unwrap()
+            .broadcast_add(&bias.reshape((1, cout, 1, 1)).unwrap())
+            .unwrap();
+        let case = format!("b{b} {cin}->{cout} {h}x{w} k{k} d{d}");
+        assert!(rel_err(&ours, &theirs) < 1e-5, "{case}: output");
+        let g1 = (ours * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (theirs * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+        for (var, name) in [(&x, "dx"), (&wt, "dw"), (&bias, "db")] {
+            assert!(
+                rel_err(g1.get(var).unwrap(), g2.get(var).unwrap()) < 1e-5,
+                "{case}: {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn shapes_and_types_that_do_not_fit_are_errors() {
+    let dev = Device::Cpu;
+    let x = Tensor::zeros((1, 3, 4, 4), DType::F32, &dev).unwrap();
+    let even = Tensor::zeros((2, 3, 2, 2), DType::F32, &dev).unwrap();
+    let err = same_conv2d(&x, &even, None, 1).unwrap_err().to_string();
+    assert!(err.contains("k odd"), "{err}");
+    let wrong_in = Tensor::zeros((2, 4, 3, 3), DType::F32, &dev).unwrap();
+    assert!(same_conv2d(&x, &wrong_in, None, 1).is_err());
+    let w = Tensor::zeros((2, 3, 3, 3), DType::F32, &dev).unwrap();
+    assert!(same_conv2d(&x, &w, None, 0).is_err(), "dilation 0");
+    let bad_bias = Tensor::zeros(3, DType::F32, &dev).unwrap();
+    let err = same_conv2d(&x, &w, Some(&bad_bias), 1).unwrap_err().to_string();
+    assert!(err.contains("bias"), "{err}");
+    let w64 = w.to_dtype(DType::F64).unwrap();
+    let err = same_conv2d(&x, &w64, None, 1).unwrap_err().to_string();
+    assert!(err.contains("F64") || err.contains("f64"), "{err}");
+    let half = x.to_dtype(DType::F16).unwrap();
+    let err = same_conv2d(&half, &w.to_dtype(DType::F16).unwrap(), None, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("f32 and f64"), "{err}");
+}

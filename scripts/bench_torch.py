@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Side-by-side speed of the Rust image model and PyTorch on this machine.
+
+Runs the Rust benchmarks and the same work in PyTorch alternately (Rust, PyTorch, Rust, ...),
+`--rounds` times, and prints the median of each side and their ratio, so that load from other
+programs on a shared machine hits both sides alike. Needs torch and, for the whole-model rows, a
+clone of the reference implementation (ermongroup/ncsn), imported at run time, never copied:
+
+    python scripts/bench_torch.py convs                          # every convolution shape, batch 16
+    python scripts/bench_torch.py model --reference /path/to/ncsn --batches 8 16   # training step
+    python scripts/bench_torch.py forward --reference /path/to/ncsn --batches 8 32 # sampling step
+
+Rows:
+- convs: each convolution shape of the CIFAR-10 model (`crates/ncsn/benches/conv.rs` lists them),
+  forward, and forward + backward given the output's gradient (both inputs' gradients).
+- model: one training step of the ngf-128 CIFAR-10 network at batch B, as `ncsn train` runs it
+  and as the reference runner runs it: noise-conditional DSM loss (sigmas 1 -> 0.01, L = 10),
+  backward, Adam (lr 1e-3); peak resident memory of each process.
+- forward: one forward pass of the network (one step of annealed Langevin) at batch B.
+
+The Rust side is `cargo bench -p ncsn --bench conv -- --json` and `ncsn bench --json`, built in
+release mode first. Both sides use the same number of threads (`--threads`, default: all cores).
+Add `--json FILE` to keep every measurement.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import types
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def rust_convs(args):
+    cmd = ["cargo", "bench", "-q", "-p", "ncsn", "--bench", "conv", "--", "--bench", "--json",
+           "--batch", str(args.batch), "--reps", str(args.reps)]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=rust_env(args)).stdout
+    return {r["name"]: r for r in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
+
+
+def rust_env(args):
+    env = dict(os.environ)
+    env["RAYON_NUM_THREADS"] = str(args.threads)
+    return env
+
+
+def torch_time(fn, reps):
+    fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def torch_convs(args, shapes):
+    import torch
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for s in shapes:
+        b, cin, cout, hw, k, d = args.batch, s["cin"], s["cout"], s["hw"], s["k"], s["d"]
+        x = (torch.rand(b, cin, hw, hw, generator=g) - 0.5).requires_grad_(True)
+        w = ((torch.rand(cout, cin, k, k, generator=g) - 0.5) / (cin * k * k) ** 0.5).requires_grad_(True)
+        dy = torch.rand(b, cout, hw, hw, generator=g) - 0.5
+        p = d * (k - 1) // 2
+
+        def fwd():
+            with torch.no_grad():
+                F.conv2d(x, w, padding=p, dilation=d)
+
+        def both():
+            x.grad = None
+            w.grad = None
+            F.conv2d(x, w, padding=p, dilation=d).backward(dy)
+
+        out[s["name"]] = {"fwd_ms": torch_time(fwd, args.reps), "fwdbwd_ms": torch_time(both, args.reps)}
+    return out
+
+
+def cmd_convs(args):
+    import torch
+    torch.set_num_threads(args.threads)
+    rows, shapes = {}, None
+    for r in range(args.rounds):
+        rust = rust_convs(args)
+        shapes = shapes or list(rust.values())
+        py = torch_convs(args, shapes)
+        for name in rust:
+            for key in ("fwd_ms", "fwdbwd_ms"):
+                rows.setdefault((name, key), {"rust": [], "torch": []})
+                rows[(name, key)]["rust"].append(rust[name][key])
+                rows[(name, key)]["torch"].append(py[name][key])
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    print(f"convolutions, batch {args.batch}, {args.threads} threads, median of {args.rounds} rounds x {args.reps} reps (ms)")
+    print(f"{'shape':<30} {'pass':<8} {'rust':>9} {'torch':>9} {'ratio':>6}")
+    table = []
+    for (name, key), v in rows.items():
+        rs, ts = statistics.median(v["rust"]), statistics.median(v["torch"])
+        table.append({"name": name, "pass": key, "rust_ms": rs, "torch_ms": ts, "ratio": rs / ts, "raw": v})
+        print(f"{name:<30} {key[:-3]:<8} {rs:>9.2f} {ts:>9.2f} {rs / ts:>6.2f}")
+    return table
+
+
+# ---- whole model: the reference implementation, imported from a clone ----
+
+def reference_model(reference, batch):
+    sys.path.insert(0, reference)
+    from models.cond_refinenet_dilated import CondRefineNetDilated  # noqa: E402
+    data = types.SimpleNamespace(logit_transform=False, channels=3, image_size=32)
+    config = types.SimpleNamespace(data=data, model=types.SimpleNamespace(ngf=128, num_classes=10))
+    config.device = "cpu"
+    return CondRefineNetDilated(config)
+
+
+def torch_child(args):
+    """One measurement in a fresh process (so its peak memory is its own): prints JSON."""
+    import torch
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    sys.path.insert(0, args.reference)
+    from losses.dsm import anneal_dsm_score_estimation  # noqa: E402
+    model = reference_model(args.reference, args.batch)
+    sigmas = torch.tensor([float(v) for v in torch.logspace(0, -2, 10)])  # 1 -> 0.01, geometric
+    x = torch.rand(args.batch, 3, 32, 32)
+    times = []
+    if args.kind == "model":
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999))
+        for i in range(args.warmup + args.steps):
+            t = time.perf_counter()
+            labels = torch.randint(0, len(sigmas), (x.shape[0],))
+            loss = anneal_dsm_score_estimation(model, x, labels, sigmas, 2.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss.item()
+            if i >= args.warmup:
+                times.append(time.perf_counter() - t)
+    else:
+        labels = torch.randint(0, len(sigmas), (x.shape[0],))
+        with torch.no_grad():
+            for i in range(args.warmup + args.steps):
+                t = time.perf_counter()
+                model(x, labels).sum().item()
+                if i >= args.warmup:
+                    times.append(time.perf_counter() - t)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": statistics.median(times), "peak_bytes": peak}))
+
+
+def rust_model(args, batch):
+    cmd = ["cargo", "run", "-q", "--release", "-p", "ncsn", "--", "bench", "--json", "--ngf", "128",
+           "--batch", str(batch), "--warmup", str(args.warmup),
+           "--steps", str(args.steps if args.what == "model" else 0),
+           "--evals", str(args.steps if args.what == "forward" else 0)]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=rust_env(args)).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    key = "train_step_median_s" if args.what == "model" else "sample_forward_median_s"
+    return {"seconds": r[key], "peak_bytes": r["peak_resident_bytes"]}
+
+
+def torch_model(args, batch):
+    cmd = [sys.executable, os.path.abspath(__file__), "_child", "--kind", args.what, "--reference", args.reference,
+           "--batch", str(batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
+           "--threads", str(args.threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def cmd_model(args):
+    if not args.reference:
+        sys.exit("--reference /path/to/ncsn (a clone of ermongroup/ncsn) is needed for whole-model rows")
+    label = "training step" if args.what == "model" else "forward pass"
+    table = []
+    for batch in args.batches:
+        v = {"rust": [], "torch": [], "rust_peak": [], "torch_peak": []}
+        for r in range(args.rounds):
+            a = rust_model(args, batch)
+            b = torch_model(args, batch)
+            v["rust"].append(a["seconds"])
+            v["torch"].append(b["seconds"])
+            v["rust_peak"].append(a["peak_bytes"])
+            v["torch_peak"].append(b["peak_bytes"])
+            print(f"batch {batch} round {r + 1}/{args.rounds}: rust {a['seconds']:.3f} s, torch {b['seconds']:.3f} s",
+                  file=sys.stderr)
+        rs, ts = statistics.median(v["rust"]), statistics.median(v["torch"])
+        rp, tp = max(v["rust_peak"]), max(v["torch_peak"])
+        table.append({"what": label, "batch": batch, "rust_s": rs, "torch_s": ts, "ratio": rs / ts,
+                      "rust_peak_bytes": rp, "torch_peak_bytes": tp, "raw": v})
+    print(f"{label}, ngf 128 CIFAR-10 model, {args.threads} threads, median of {args.rounds} rounds "
+          f"(each the median of {args.steps} steps after {args.warmup} warm-up)")
+    print(f"{'batch':>5} {'rust s':>8} {'torch s':>8} {'ratio':>6} {'rust MiB':>9} {'torch MiB':>9}")
+    for t in table:
+        print(f"{t['batch']:>5} {t['rust_s']:>8.3f} {t['torch_s']:>8.3f} {t['ratio']:>6.2f} "
+              f"{t['rust_peak_bytes'] / 2**20:>9.0f} {t['torch_peak_bytes'] / 2**20:>9.0f}")
+    return table
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("what", choices=["convs", "model", "forward", "_child"])
+    p.add_argument("--reference", help="clone of ermongroup/ncsn (model, forward)")
+    p.add_argument("--batch", type=int, default=16, help="convs: images per batch")
+    p.add_argument("--batches", type=int, nargs="+", default=[8, 16], help="model/forward: batch sizes")
+    p.add_argument("--rounds", type=int, default=3, help="alternations of the two sides")
+    p.add_argument("--reps", type=int, default=5, help="convs: timed repetitions per round")
+    p.add_argument("--steps", type=int, default=3, help="model/forward: timed steps per round")
+    p.add_argument("--warmup", type=int, default=1, help="model/forward: untimed steps first")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--json", help="write every measurement to this file")
+    p.add_argument("--kind", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.what == "_child":
+        return torch_child(args)
+    subprocess.run(["cargo", "build", "-q", "--release", "-p", "ncsn", "--benches", "--bins"], cwd=ROOT, check=True)
+    table = cmd_convs(args) if args.what == "convs" else cmd_model(args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": sys.argv, "threads": args.threads, "rows": table}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
