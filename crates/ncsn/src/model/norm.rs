@@ -58,7 +58,6 @@ impl CondInstanceNormPlusPlus {
             let mu = x.mean_keepdim((2, 3))?; // mu_c, [B, C, 1, 1]
             let centered = x.broadcast_sub(&mu)?; // x_c - mu_c
             let s2 = centered.sqr()?.mean_keepdim((2, 3))?; // s_c^2, biased
-            let h = centered.broadcast_div(&(s2 + NORM_EPS)?.sqrt()?)?; // (x_c - mu_c) / sqrt(s_c^2 + eps)
 
             let means = mu.reshape((b, c))?;
             let m = means.mean_keepdim(1)?; // m = mean_c mu_c
@@ -66,12 +65,18 @@ impl CondInstanceNormPlusPlus {
             let means = means.broadcast_sub(&m)?.broadcast_div(&(v + NORM_EPS)?.sqrt()?)?; // (mu_c - m) / sqrt(v + eps)
 
             let e = self.embed.embedding(labels)?; // [B, 3C]: gamma | alpha | beta
-            let gamma = e.narrow(1, 0, c)?.reshape((b, c, 1, 1))?;
+            let gamma = e.narrow(1, 0, c)?;
             let alpha = e.narrow(1, c, c)?;
-            let beta = e.narrow(1, 2 * c, c)?.reshape((b, c, 1, 1))?;
+            let beta = e.narrow(1, 2 * c, c)?;
 
-            let h = h.broadcast_add(&(means * alpha)?.reshape((b, c, 1, 1))?)?;
-            h.broadcast_mul(&gamma)?.broadcast_add(&beta) // gamma * (...) + beta
+            // z = gamma ((x_c - mu_c) / sqrt(s_c^2 + eps) + alpha (mu_c - m) / sqrt(v + eps)) + beta
+            //   = (x_c - mu_c) * scale_c + shift_c, with the per-channel factors computed on
+            // [B, C] first, so that only two passes touch the whole image.
+            let scale = gamma.reshape((b, c, 1, 1))?.broadcast_div(&(s2 + NORM_EPS)?.sqrt()?)?;
+            let shift = ((gamma * alpha)? * means)? + beta;
+            centered
+                .broadcast_mul(&scale)?
+                .broadcast_add(&shift?.reshape((b, c, 1, 1))?)
         })
     }
 }

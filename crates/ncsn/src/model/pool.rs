@@ -4,7 +4,8 @@
 //! pool of the downsampling blocks is such a case; the chained residual pooling's 5x5 window
 //! with stride 1 is not, so it is written as sums of shifted views of a zero-padded tensor
 //! (`narrow` and `add` differentiate).
-use candle_core::{Result, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 use super::profile::{timed, LayerKind};
 
@@ -24,11 +25,17 @@ pub fn mean_pool2(x: &Tensor) -> Result<Tensor> {
 /// `y[h, w] = (1/25) sum_{|u| <= 2, |v| <= 2} x[h + u, w + v]`, with `x = 0` outside the image,
 /// so border outputs are partial sums divided by 25, not by the number of pixels inside.
 ///
-/// The 5x5 box is separable: sum 5 shifted views along the width, then 5 along the height
-/// (10 shifted adds instead of 25).
+/// The map is linear and symmetric (pixel `a` feeds pixel `b` with weight 1/25 exactly when `b`
+/// feeds `a`), so its backward pass is the same pool applied to the gradient. On the CPU that is
+/// one custom op for both passes; elsewhere the box is summed from shifted views of a padded
+/// tensor, which candle differentiates.
 pub fn avg_pool5_same(x: &Tensor) -> Result<Tensor> {
     timed(LayerKind::Pool, || {
+        if x.device().is_cpu() {
+            return x.contiguous()?.apply_op1(BoxPool5);
+        }
         let (_, _, h, w) = x.dims4()?;
+        // The 5x5 box is separable: 5 shifted views along the width, then 5 along the height.
         let rows = box_sum5(x, 3, w)?; // sum_v x[h, w + v]
         let boxes = box_sum5(&rows, 2, h)?; // sum_u rows[h + u, w]
         boxes.affine(1.0 / 25.0, 0.0)
@@ -43,4 +50,93 @@ fn box_sum5(x: &Tensor, dim: usize, len: usize) -> Result<Tensor> {
         sum = (sum + padded.narrow(dim, shift, len)?)?;
     }
     Ok(sum)
+}
+
+/// The 5x5 box mean on the CPU, one plane at a time: row sums, then column sums of those.
+struct BoxPool5;
+
+impl CustomOp1 for BoxPool5 {
+    fn name(&self) -> &'static str {
+        "avg-pool5-same"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        fn run<T>(x: &[T], h: usize, w: usize, scale: T) -> Vec<T>
+        where
+            T: Copy + Default + Send + Sync + std::ops::Add<Output = T> + std::ops::Mul<Output = T>,
+        {
+            let mut y = vec![T::default(); x.len()];
+            y.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
+                // rows[r, c] = sum_{|v| <= 2} x[r, c + v]
+                let mut rows = vec![T::default(); h * w];
+                for r in 0..h {
+                    for c in 0..w {
+                        let mut s = T::default();
+                        for cc in c.saturating_sub(2)..(c + 3).min(w) {
+                            s = s + x[r * w + cc];
+                        }
+                        rows[r * w + c] = s;
+                    }
+                }
+                // y[r, c] = (1/25) sum_{|u| <= 2} rows[r + u, c], summed in the same order as
+                // the shifted-view form (offsets -2..=2).
+                for r in 0..h {
+                    for c in 0..w {
+                        let mut s = T::default();
+                        for rr in r.saturating_sub(2)..(r + 3).min(h) {
+                            s = s + rows[rr * w + c];
+                        }
+                        y[r * w + c] = s * scale;
+                    }
+                }
+            });
+            y
+        }
+        let (_, _, h, w) = l.shape().dims4()?;
+        let Some((a, b)) = l.contiguous_offsets() else {
+            candle_core::bail!("avg_pool5_same: expected a contiguous input")
+        };
+        let out = match s {
+            CpuStorage::F32(x) => CpuStorage::F32(run(&x[a..b], h, w, 1.0 / 25.0)),
+            CpuStorage::F64(x) => CpuStorage::F64(run(&x[a..b], h, w, 1.0 / 25.0)),
+            _ => candle_core::bail!("avg_pool5_same on the CPU supports f32 and f64"),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        // The pool is its own adjoint.
+        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&BoxPool5)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn the_cpu_op_equals_the_shifted_view_form_and_its_gradient() {
+        // Same additions in the same order: equal bit for bit, values and gradients.
+        let dev = Device::Cpu;
+        let v: Vec<f32> = (0..2 * 3 * 7 * 6)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let x = Var::from_tensor(&Tensor::from_vec(v, (2, 3, 7, 6), &dev).unwrap()).unwrap();
+        let r = x.as_tensor().sin().unwrap();
+        let ours = avg_pool5_same(&x).unwrap();
+        let views = {
+            let rows = box_sum5(&x, 3, 6).unwrap();
+            box_sum5(&rows, 2, 7).unwrap().affine(1.0 / 25.0, 0.0).unwrap()
+        };
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(&ours), flat(&views));
+        let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (views * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (a, b) = (flat(g1.get(&x).unwrap()), flat(g2.get(&x).unwrap()));
+        for (a, b) in a.iter().zip(&b) {
+            // The gradient sums the same 25 terms in another order: 1e-6 relative.
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
 }
