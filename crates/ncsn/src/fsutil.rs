@@ -84,7 +84,7 @@ pub fn remove_temporaries(dir: &Path) {
 pub const LOCK_FILE: &str = ".lock";
 
 /// An advisory lock on a run folder (`<dir>/.lock`, `std::fs::File::try_lock`), held until
-/// dropped: one writer per run folder. The file holds the holder's process id and start time,
+/// dropped: one writer per run folder (on a file system without locks, a warning instead). The file holds the holder's process id and start time,
 /// for the message another process gets; it stays after the run (an unlocked file is free).
 #[derive(Debug)]
 pub struct RunLock {
@@ -121,6 +121,14 @@ impl RunLock {
                         }
                     ),
                 ));
+            }
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+                // Some network file systems have no locks: run unguarded rather than not at all.
+                eprintln!(
+                    "warning: {}: this file system does not support file locks; make sure no other ncsn process \
+                     writes this run folder",
+                    path.display()
+                );
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
         }
