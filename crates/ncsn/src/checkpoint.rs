@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::data::LoaderState;
 use crate::error::{Error, Result};
-use crate::fsutil::{write_atomic, write_atomic_with};
+use crate::fsutil::{remove_temporaries, safetensors_bytes, test_pause, write_atomic_with};
 use crate::model::{CondRefineNetDilated, ModelConfig};
-use crate::vars::{load_into, named_vars};
+use crate::vars::{first_non_finite, load_into, named_vars};
 
 /// File name of a checkpoint's metadata in a run folder.
 pub const CHECKPOINT_JSON: &str = "checkpoint.json";
@@ -136,13 +136,62 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
             format!("has format {:?}, expected {FORMAT:?}", meta.format),
         ));
     }
-    if meta.model != meta.config.model_config() {
-        return Err(Error::checkpoint(
-            &json,
-            "its `model` does not match its `config`: the file was edited",
-        ));
-    }
+    meta.validate(&json)?;
     Ok(meta)
+}
+
+impl CheckpointMeta {
+    /// Checks the metadata read from `json` as a new run's settings are checked: the
+    /// configuration's ranges, the noise levels against it, the weights file name, and the
+    /// lengths of the per-level counters. Sampling and resuming read checkpoints through this
+    /// one check ([`read_meta`]); the loaders' positions are checked against the data when
+    /// they are restored.
+    pub fn validate(&self, json: &Path) -> Result<()> {
+        let bad = |message: String| Error::checkpoint(json, message);
+        self.config
+            .validate()
+            .map_err(|e| bad(format!("its `config` is not a valid configuration: {e}")))?;
+        if self.model != self.config.model_config() {
+            return Err(bad(
+                "its `model` does not match its `config`: the file was edited".into()
+            ));
+        }
+        let expected = self.config.sigmas()?;
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
+        if self.sigmas.len() != expected.len() || !self.sigmas.iter().zip(&expected).all(|(&a, &b)| close(a, b)) {
+            return Err(bad(format!(
+                "its `sigmas` {:?} are not the {} levels geometric from sigma_begin = {} to sigma_end = {} of its \
+                 config: the file was edited",
+                self.sigmas,
+                expected.len(),
+                self.config.sigma_begin,
+                self.config.sigma_end
+            )));
+        }
+        let plain = Path::new(&self.weights).file_name().and_then(|n| n.to_str()) == Some(self.weights.as_str());
+        if !plain || self.weights == ".." || !self.weights.ends_with(".safetensors") {
+            return Err(bad(format!(
+                "its `weights` entry {:?} is not the name of a .safetensors file inside the run folder",
+                self.weights
+            )));
+        }
+        let levels = expected.len();
+        let acc = &self.loss_accumulator;
+        if acc.level_sum.len() != levels || acc.level_count.len() != levels {
+            return Err(bad(format!(
+                "its `loss_accumulator` has {} and {} per-level entries, expected {levels} (one per noise level)",
+                acc.level_sum.len(),
+                acc.level_count.len()
+            )));
+        }
+        if self.adam_steps != self.step {
+            return Err(bad(format!(
+                "its `adam_steps` = {} differs from its `step` = {} (Adam takes one step per training step)",
+                self.adam_steps, self.step
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Loads the tensors of the weights file that `meta` (read from `json`) names.
@@ -158,26 +207,56 @@ pub fn read_tensors(json: &Path, meta: &CheckpointMeta, device: &Device) -> Resu
         .map_err(|e| Error::checkpoint(&weights, format!("is not a readable safetensors file: {e}")))
 }
 
-/// Writes `tensors` and `meta` into the run folder `dir` (see the module documentation).
+/// Writes `tensors` and `meta` into the run folder `dir` (see the module documentation). The
+/// caller holds the folder's [`crate::fsutil::RunLock`]. Refuses tensors with a non-finite
+/// value, so that a diverged run never replaces a good checkpoint.
+///
+/// The test-only hook [`crate::fsutil::test_pause`] can stop the save at the points
+/// `weights-tmp` (weights written to their temporary file), `weights` (renamed into place),
+/// `json-tmp` and `json` (the same for `checkpoint.json`, the commit point).
 pub fn save(dir: &Path, meta: &CheckpointMeta, tensors: Vec<(String, Tensor)>) -> Result<PathBuf> {
     let weights = dir.join(&meta.weights);
+    if let Some((name, count)) = first_non_finite(tensors.iter().map(|(n, t)| (n.as_str(), t)))? {
+        return Err(Error::NonFinite(format!(
+            "after step {}, tensor `{name}` holds {count} non-finite value(s) (NaN or infinity): no checkpoint \
+             is saved ({} keeps its previous checkpoint, if any). {}",
+            meta.step,
+            dir.display(),
+            meta.config.non_finite_suspects()
+        )));
+    }
+    remove_temporaries(dir);
     let map: HashMap<String, Tensor> = tensors.into_iter().collect();
+    let bytes = safetensors_bytes(&weights, &map)?;
     write_atomic_with(&weights, |tmp| {
-        candle_core::safetensors::save(&map, tmp).map_err(|e| Error::checkpoint(tmp, e.to_string()))
+        std::fs::write(tmp, &bytes).map_err(|e| Error::io(tmp, e))?;
+        test_pause("weights-tmp", meta.step);
+        Ok(())
     })?;
+    test_pause("weights", meta.step);
     let json = dir.join(CHECKPOINT_JSON);
     let text = serde_json::to_string_pretty(meta).map_err(|e| Error::checkpoint(&json, e.to_string()))?;
-    write_atomic(&json, text.as_bytes())?;
-    // Weights of older checkpoints are no longer referenced.
+    write_atomic_with(&json, |tmp| {
+        std::fs::write(tmp, text.as_bytes()).map_err(|e| Error::io(tmp, e))?;
+        test_pause("json-tmp", meta.step);
+        Ok(())
+    })?;
+    test_pause("json", meta.step);
+    remove_stale_weights(dir, Some(&meta.weights));
+    Ok(json)
+}
+
+/// Removes the weights files of `dir` other than `keep` (older checkpoints, or the weights of
+/// a save interrupted before its `checkpoint.json`). Only under the folder's lock.
+pub fn remove_stale_weights(dir: &Path, keep: Option<&str>) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("checkpoint-") && name.ends_with(".safetensors") && name != meta.weights {
+            if name.starts_with("checkpoint-") && name.ends_with(".safetensors") && Some(name.as_str()) != keep {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
     }
-    Ok(json)
 }
 
 /// The weights file name for a step.

@@ -15,7 +15,7 @@ use crate::bench::{run_bench, BenchOptions};
 use crate::checkpoint::LoadedModel;
 use crate::config::{Overrides, TrainConfig};
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic_with;
+use crate::fsutil::{prepare_output_dir, write_safetensors};
 use crate::images::{grid, save_gif, save_png, to_rgb_images, Figure};
 use crate::inpaint::{self, MaskKind};
 use crate::load::{is_weights_file, load_model};
@@ -83,6 +83,12 @@ pub struct ChainArgs {
 
 impl ChainArgs {
     fn config(&self, n: usize) -> Result<SampleConfig> {
+        if self.scale == 0 {
+            return Err(Error::config(
+                "scale",
+                "expected at least 1 pixel per image pixel, got 0",
+            ));
+        }
         let convention = StepConvention::parse(&self.step_convention).map_err(|_| {
             Error::config(
                 "step_convention",
@@ -209,6 +215,22 @@ impl BenchArgs {
         };
         TrainConfig::resolve(&file, &flags)
     }
+
+    /// Checks the counts and what a training step of this size needs
+    /// ([`crate::limits::training_needs`], as `train` checks it); the network itself was checked
+    /// when the config was resolved, as `train` checks it.
+    pub fn validate(&self, config: &TrainConfig) -> Result<()> {
+        if self.steps == 0 && self.evals == 0 {
+            return Err(Error::config(
+                "steps",
+                "`--steps` and `--evals` are both 0: nothing to measure (0 skips one of the two)",
+            ));
+        }
+        crate::limits::check(
+            "ncsn bench",
+            &crate::limits::training_needs(&config.model_config(), config.batch_size, "batch", config.ema),
+        )
+    }
 }
 
 fn progress() -> Progress {
@@ -254,10 +276,70 @@ fn save_tensors(tensors: &[(&str, &Tensor)], path: &Path) -> Result<()> {
         .iter()
         .map(|(k, t)| Ok(((*k).to_string(), t.to_device(&Device::Cpu)?)))
         .collect::<Result<HashMap<String, Tensor>>>()?;
-    write_atomic_with(path, |tmp| {
-        candle_core::safetensors::save(&map, tmp).map_err(|e| Error::data(tmp, format!("cannot write tensors: {e}")))
-    })
+    write_safetensors(path, &map)
 }
+
+/// Checks, before any sampling, what the chains and pictures of `config` will need
+/// ([`crate::limits`]); `figure` is the main picture (rows, columns of tiles).
+fn check_sizes(
+    model: &ModelConfig,
+    config: &SampleConfig,
+    scale: u32,
+    figure: (usize, usize),
+    command: &str,
+) -> Result<()> {
+    let figure_need =
+        |rows, columns, what| crate::limits::figure_need(rows, columns, model.image_size, scale, what, "n");
+    let total = model.num_classes.saturating_mul(config.steps_per_level);
+    let snapshots = config.snapshot_every.map_or(0, |k| total / k + 2);
+    let mut needs = crate::limits::sampling_needs(model, config.n, config.batch_size, snapshots);
+    let (rows, columns) = figure;
+    needs.push(figure_need(rows, columns, "the picture"));
+    if snapshots > 0 {
+        // Every snapshot's grid of all chains, and the GIF's frames of GIF_IMAGES chains, kept until written.
+        let side = (config.n as f64).sqrt().ceil() as usize;
+        needs.push(figure_need(side, side, "a snapshot grid"));
+        let mut frames = figure_need(4, 4, "the GIF's frames");
+        frames.bytes = frames.bytes.saturating_mul(snapshots as u128);
+        needs.push(frames);
+    }
+    crate::limits::check(command, &needs)
+}
+
+/// The chains' final values against the data's range `[0, 1]`: a warning when some are not
+/// finite or far outside (beyond [`SENSIBLE_RANGE`]), which means the chains did not settle on
+/// data (too large an `--eps`, or a model trained too little).
+fn warn_out_of_range(samples: &Tensor, what: &str) -> Result<()> {
+    let (lo, hi) = SENSIBLE_RANGE;
+    let n = samples.dim(0)?;
+    let bad = count_non_finite(samples)?;
+    let values = samples.to_dtype(candle_core::DType::F32)?.flatten_from(1)?;
+    let outside = values
+        .lt(lo)?
+        .maximum(&values.gt(hi)?)?
+        .to_dtype(candle_core::DType::F32)?
+        .max(1)?
+        .sum_all()?
+        .to_scalar::<f32>()? as usize;
+    if bad > 0 {
+        eprintln!(
+            "warning: {bad} of {n} {what} hold non-finite values: the chains diverged. A too large --eps (the step \
+             at level i is eps sigma_i^2 / sigma_L^2) is the usual cause"
+        );
+    } else if outside > 0 {
+        let largest = values.abs()?.max_all()?.to_scalar::<f32>()?;
+        eprintln!(
+            "warning: {outside} of {n} {what} hold values outside [{lo}, {hi}] (largest magnitude {largest:e}), far \
+             from the data's [0, 1]: the chains did not settle on data. A too large --eps, or a model trained too \
+             little, are the usual causes"
+        );
+    }
+    Ok(())
+}
+
+/// Values of a finished chain beyond this range count as far from the data (which lie in
+/// `[0, 1]`): a whole data range below or above it.
+pub const SENSIBLE_RANGE: (f32, f32) = (-1.0, 2.0);
 
 fn describe(loaded: &LoadedModel, weights: &str, args: &ModelArgs) -> String {
     let m = loaded.model.config();
@@ -283,7 +365,16 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
     let config = args.chain.config(args.n)?;
     let (loaded, device) = load(&args.model)?;
     let (model, weights) = network(&loaded, &args.model);
+    let side = (config.n as f64).sqrt().ceil() as usize;
+    check_sizes(
+        model.config(),
+        &config,
+        args.chain.scale,
+        (config.n.div_ceil(side.max(1)), side),
+        "ncsn sample",
+    )?;
     let out = out_dir(&args.model, &args.chain, "samples");
+    prepare_output_dir(&out, "out")?;
     eprintln!(
         "ncsn sample: {} images from {}, {} levels x {} steps, eps {} ({} form){}",
         config.n,
@@ -303,13 +394,7 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
     if !trajectory.snapshots.is_empty() {
         write_snapshots(&trajectory.snapshots, &loaded.sigmas, &config, args.chain.scale, &out)?;
     }
-    let bad = count_non_finite(samples)?;
-    if bad > 0 {
-        eprintln!(
-            "warning: {bad} of {} chains hold non-finite values (they diverged): try a smaller --eps",
-            config.n
-        );
-    }
+    warn_out_of_range(samples, "chains")?;
     eprintln!(
         "wrote {} ({} network evaluations per chain in {seconds:.1} s)",
         out.join("samples.png").display(),
@@ -402,6 +487,13 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
             "nothing to inpaint: give --image FILE (repeatable) or --dataset PATH",
         ));
     }
+    // --n counts images of --dataset only.
+    let n = if args.dataset.is_some() { args.n } else { 1 };
+    for (key, value) in [("per_image", args.per_image), ("n", n)] {
+        if value == 0 {
+            return Err(Error::config(key, "expected at least 1, got 0"));
+        }
+    }
     let (loaded, device) = load(&args.model)?;
     let (model, weights) = network(&loaded, &args.model);
     let ModelConfig {
@@ -416,8 +508,16 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
         None => inpaint::load_image_files(&args.image, channels, image_size, &device)?,
     };
     let n_images = observed.dim(0)?;
-    let config = args.chain.config(n_images * args.per_image)?;
+    let config = args.chain.config(n_images.saturating_mul(args.per_image))?;
+    check_sizes(
+        model.config(),
+        &config,
+        args.chain.scale,
+        (n_images, args.per_image + 2),
+        "ncsn inpaint",
+    )?;
     let out = out_dir(&args.model, &args.chain, "inpainting");
+    prepare_output_dir(&out, "out")?;
     eprintln!(
         "ncsn inpaint: {n_images} image(s) x {} completions, mask {}, from {}",
         args.per_image,
@@ -437,6 +537,7 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
     )?;
     let seconds = started.elapsed().as_secs_f64();
     let completions = &trajectory.samples;
+    warn_out_of_range(completions, "completions")?;
     let figure = inpaint::figure(
         &observed,
         &mask,
@@ -469,8 +570,10 @@ pub fn peak_resident_bytes() -> Option<u64> {
 /// them, the per-layer profile and the peak memory.
 pub fn run_bench_command(args: &BenchArgs) -> Result<()> {
     let device = crate::parse_device(&args.device)?;
+    let train = args.train_config()?;
+    args.validate(&train)?;
     let options = BenchOptions {
-        train: args.train_config()?,
+        train,
         train_steps: args.steps,
         sample_evals: args.evals,
         warmup: args.warmup,

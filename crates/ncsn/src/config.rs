@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{show_number, Error, Result};
 use crate::model::ModelConfig;
 
 /// Which kind of data a run trains on.
@@ -270,16 +270,6 @@ impl TrainConfig {
 
     /// Checks every value's range; the error names the key and what was expected.
     pub fn validate(&self) -> Result<()> {
-        fn positive(key: &str, v: f64) -> Result<()> {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(Error::config(
-                    key,
-                    format!("expected a finite positive number, got {v}"),
-                ))
-            }
-        }
         fn unit_interval(key: &str, v: f64) -> Result<()> {
             if (0.0..1.0).contains(&v) {
                 Ok(())
@@ -301,25 +291,7 @@ impl TrainConfig {
             ));
         }
         unit_interval("test_fraction", self.test_fraction)?;
-        if self.ngf < 2 {
-            // CondInstanceNorm++ takes a variance across the ngf channels: it needs two or more.
-            return Err(Error::config("ngf", format!("expected at least 2, got {}", self.ngf)));
-        }
-        if self.channels != 1 && self.channels != 3 {
-            return Err(Error::config(
-                "channels",
-                format!("expected 1 (grayscale) or 3 (RGB), got {}", self.channels),
-            ));
-        }
-        if self.image_size < 4 || !self.image_size.is_multiple_of(2) {
-            return Err(Error::config(
-                "image_size",
-                format!(
-                    "expected an even size of at least 4 pixels (the encoder halves it), got {}",
-                    self.image_size
-                ),
-            ));
-        }
+        validate_network(&self.model_config(), "num_levels")?;
         match self.dataset {
             DatasetKind::Cifar10 if self.channels != 3 || self.image_size != 32 => {
                 return Err(Error::config(
@@ -344,8 +316,8 @@ impl TrainConfig {
             }
             _ => {}
         }
-        positive("sigma_begin", self.sigma_begin)?;
-        positive("sigma_end", self.sigma_end)?;
+        sigma_in_range("sigma_begin", self.sigma_begin)?;
+        sigma_in_range("sigma_end", self.sigma_end)?;
         if self.sigma_end >= self.sigma_begin {
             return Err(Error::config(
                 "sigma_end",
@@ -355,11 +327,10 @@ impl TrainConfig {
                 ),
             ));
         }
-        at_least_one("num_levels", self.num_levels)?;
-        positive("lr", self.lr)?;
+        positive_f32("lr", self.lr)?;
         unit_interval("beta1", self.beta1)?;
         unit_interval("beta2", self.beta2)?;
-        positive("adam_eps", self.adam_eps)?;
+        positive_f32("adam_eps", self.adam_eps)?;
         at_least_one("batch_size", self.batch_size)?;
         at_least_one("steps", self.steps)?;
         at_least_one("snapshot_every", self.snapshot_every)?;
@@ -367,7 +338,6 @@ impl TrainConfig {
         at_least_one("test_every", self.test_every)?;
         at_least_one("test_batch_size", self.test_batch_size)?;
         unit_interval("ema_rate", self.ema_rate)?;
-        self.model_config().validate().map_err(|m| Error::config("model", m))?;
         Ok(())
     }
 
@@ -380,6 +350,20 @@ impl TrainConfig {
         )?)
     }
 
+    /// The settings that can make training produce a NaN or an infinity, with their values, for
+    /// the messages that report one.
+    pub fn non_finite_suspects(&self) -> String {
+        format!(
+            "Settings that can cause it: lr = {} (too large a step diverges), adam_eps = {} (a tiny epsilon \
+             divides by almost zero), sigma_begin = {} and sigma_end = {} (the loss scales with sigma^2 and \
+             1/sigma^2)",
+            show_number(self.lr),
+            show_number(self.adam_eps),
+            show_number(self.sigma_begin),
+            show_number(self.sigma_end)
+        )
+    }
+
     /// The shape of the score network.
     pub fn model_config(&self) -> ModelConfig {
         ModelConfig {
@@ -389,6 +373,86 @@ impl TrainConfig {
             num_classes: self.num_levels,
         }
     }
+}
+
+/// Smallest and largest noise level accepted. The images lie in `[0, 1]`; the loss computes
+/// `1/2 sigma^2 ||s + z/sigma^2 ... ||^2` in `f32`, whose terms `1/sigma^2` and `sigma^2`
+/// overflow `f32` (3.4e38) for sigmas far outside this range (at `sigma_end = 1e-30` the loss is
+/// `inf * 0 = NaN` from the first step); and noise below 1e-6 is under the `f32` resolution of
+/// a pixel near 1 (6e-8) within a few bits.
+pub const SIGMA_RANGE: (f64, f64) = (1e-6, 1e6);
+
+fn sigma_in_range(key: &str, v: f64) -> Result<()> {
+    let (lo, hi) = SIGMA_RANGE;
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::config(
+            key,
+            format!(
+                "expected a noise level between {lo:e} and {hi:e} (the images are in [0, 1]; the loss squares \
+                 sigma and 1/sigma in f32), got {}",
+                show_number(v)
+            ),
+        ))
+    }
+}
+
+/// A positive number that stays positive and finite in `f32`, the dtype of the weights and of
+/// Adam's update (`1e-50` is a valid `f64` but 0 in `f32`).
+fn positive_f32(key: &str, v: f64) -> Result<()> {
+    let single = v as f32;
+    if v.is_finite() && v > 0.0 && single.is_finite() && single >= f32::MIN_POSITIVE {
+        Ok(())
+    } else {
+        Err(Error::config(
+            key,
+            format!(
+                "expected a positive number that is finite and non-zero in f32, the precision of the weights \
+                 (between {:e} and {:e}), got {}",
+                f32::MIN_POSITIVE,
+                f32::MAX,
+                show_number(v)
+            ),
+        ))
+    }
+}
+
+/// The shape of a score network, as `train` and `bench` both take it (one validation for both):
+/// `ngf` at least 2, `channels` 1 or 3, `image_size` even, at least 4 and at most
+/// [`crate::limits::MAX_IMAGE_SIZE`], at least 2 noise levels (`levels_key` names the key that
+/// sets them).
+pub fn validate_network(model: &ModelConfig, levels_key: &str) -> Result<()> {
+    if model.ngf < 2 {
+        // CondInstanceNorm++ takes a variance across the ngf channels: it needs two or more.
+        return Err(Error::config("ngf", format!("expected at least 2, got {}", model.ngf)));
+    }
+    if model.channels != 1 && model.channels != 3 {
+        return Err(Error::config(
+            "channels",
+            format!("expected 1 (grayscale) or 3 (RGB), got {}", model.channels),
+        ));
+    }
+    let max = crate::limits::MAX_IMAGE_SIZE;
+    if model.image_size < 4 || !model.image_size.is_multiple_of(2) || model.image_size > max {
+        return Err(Error::config(
+            "image_size",
+            format!(
+                "expected an even size of at least 4 pixels (the encoder halves it) and at most {max}, got {}",
+                model.image_size
+            ),
+        ));
+    }
+    if model.num_classes < 2 {
+        return Err(Error::config(
+            levels_key,
+            format!(
+                "expected at least 2 noise levels (sigma_begin is the first and sigma_end the last), got {}",
+                model.num_classes
+            ),
+        ));
+    }
+    model.validate().map_err(|m| Error::config("model", m))
 }
 
 /// Keys that a resumed run may change.

@@ -38,6 +38,10 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// Training produced a non-finite number (loss, weights or optimizer state); the message says
+    /// which value and the settings that can cause it.
+    #[error("{0}")]
+    NonFinite(String),
     /// The requested device cannot be used.
     #[error("{0}")]
     Device(String),
@@ -47,6 +51,16 @@ pub enum Error {
     /// An error of the noise schedule.
     #[error(transparent)]
     Langevin(#[from] langevin::Error),
+}
+
+/// A number for a message: plain when it reads well (`0.001`, `-0.1`, `1000`), in exponent form
+/// when plain digits would run long (`1e-50`, `1e30`).
+pub fn show_number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// Result type of this crate.

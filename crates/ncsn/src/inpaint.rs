@@ -66,12 +66,7 @@ impl MaskKind {
                     .collect()
             }
             MaskKind::File(path) => {
-                if !path.is_file() {
-                    return Err(Error::data(
-                        path,
-                        "mask file does not exist; expected `left-half`, `center` or a PNG mask",
-                    ));
-                }
+                crate::fsutil::require_kind(path, false, "`left-half`, `center` or a mask PNG file")?;
                 let img = image::open(path)
                     .map_err(|e| Error::data(path, format!("mask cannot be decoded as an image: {e}")))?
                     .to_luma8();

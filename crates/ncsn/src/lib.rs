@@ -7,6 +7,7 @@
 //! - [`optim`], [`ema`]: Adam with open state, and the EMA of the weights;
 //! - [`train`]: the training loop; [`checkpoint`]: saving, resuming and [`load_checkpoint`]
 //!   for sampling; [`log`], [`plot`]: the loss CSV and its figure;
+//! - [`limits`]: what a command will need, checked against the machine's memory first;
 //! - [`sample`], [`inpaint`]: annealed Langevin sampling and inpainting; [`load`]: a run folder
 //!   or a converted reference checkpoint; [`images`]: sample grids and GIFs.
 pub mod alloc;
@@ -21,6 +22,7 @@ mod error;
 pub mod fsutil;
 pub mod images;
 pub mod inpaint;
+pub mod limits;
 pub mod load;
 pub mod log;
 pub mod model;
@@ -33,5 +35,5 @@ pub mod vars;
 pub use checkpoint::{load_checkpoint, LoadedModel};
 pub use config::{DatasetKind, Overrides, TrainConfig};
 pub use device::parse_device;
-pub use error::{Error, Result};
+pub use error::{show_number, Error, Result};
 pub use train::{train_new, train_resume, Progress, RunOptions, RunSummary, Trainer};

@@ -27,21 +27,27 @@ struct Cli {
     command: Command,
 }
 
-// One value, parsed once at start-up: its size does not matter.
+// One value, parsed once at start-up: its size does not matter. Negative numbers are values
+// (`--steps -1`), so that the error is the flag's own ("invalid value '-1' for '--steps'", or
+// the validation's message naming the key) rather than "unexpected argument '-1'".
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Train the score network with denoising score matching (defaults: the paper's CIFAR-10
     /// setup, or the reference's MNIST setup; with no --data, the 5,000 MNIST digits in data/)
+    #[command(allow_negative_numbers = true)]
     Train(TrainArgs),
     /// Draw images with annealed Langevin dynamics from a trained model (or a converted
     /// reference checkpoint): a PNG grid, and with --snapshots K the chain every K steps and a GIF
+    #[command(allow_negative_numbers = true)]
     Sample(ncsn::commands::SampleArgs),
     /// Fill in the unobserved pixels of images (the paper's inpainting): observed pixels are held
     /// at the data perturbed to each level's sigma, the rest follows annealed Langevin
+    #[command(allow_negative_numbers = true)]
     Inpaint(ncsn::commands::InpaintArgs),
     /// Measure training images/s, sampling network evaluations/s, peak memory, and the forward
     /// time per kind of layer
+    #[command(allow_negative_numbers = true)]
     Bench(ncsn::commands::BenchArgs),
 }
 

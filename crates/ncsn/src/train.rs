@@ -29,7 +29,7 @@ use crate::config::{Overrides, TrainConfig};
 use crate::data::{load_train_test, Batcher, ImageSet};
 use crate::ema::Ema;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{remove_temporaries, write_atomic, RunLock};
 use crate::log::{LogRow, LossLog, Split};
 use crate::model::CondRefineNetDilated;
 use crate::optim::{Adam, AdamConfig};
@@ -86,6 +86,8 @@ impl Trainer {
     /// A fresh run: loads the data and builds the model with weights drawn from the seed.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self> {
         config.validate()?;
+        let needs = crate::limits::training_needs(&config.model_config(), config.batch_size, "batch_size", config.ema);
+        crate::limits::check("ncsn train", &needs)?;
         let (train, test) = load_train_test(&config)?;
         Self::with_data(config, train, test, device)
     }
@@ -169,15 +171,23 @@ impl Trainer {
         }
         t.rng = meta.rng;
         t.test_rng = meta.test_rng;
-        t.train.restore(meta.train_loader);
-        t.test.restore(meta.test_loader);
-        t.step = meta.step;
-        if meta.loss_accumulator.level_sum.len() != t.sigmas.len() {
-            return Err(Error::checkpoint(
-                &json,
-                "`loss_accumulator` has the wrong number of levels",
-            ));
+        for (key, loader, state) in [
+            ("train_loader", &mut t.train, meta.train_loader),
+            ("test_loader", &mut t.test, meta.test_loader),
+        ] {
+            if state.cursor > loader.len() {
+                return Err(Error::checkpoint(
+                    &json,
+                    format!(
+                        "its `{key}` is at image {} of an epoch, past the {} images of the data",
+                        state.cursor,
+                        loader.len()
+                    ),
+                ));
+            }
+            loader.restore(state);
         }
+        t.step = meta.step;
         t.acc = meta.loss_accumulator;
         Ok(t)
     }
@@ -231,13 +241,7 @@ impl Trainer {
         let grads = loss.backward()?;
         let t3 = Instant::now();
         if !value.is_finite() {
-            return Err(Error::config(
-                "lr",
-                format!(
-                    "the loss became {value} at step {}: training diverged; try a smaller learning rate",
-                    self.step + 1
-                ),
-            ));
+            return Err(self.diverged(value));
         }
         self.adam.step(&grads)?;
         if let Some(ema) = &mut self.ema {
@@ -254,6 +258,39 @@ impl Trainer {
         let losses = per.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         self.acc.add(&losses, &levels.to_vec1::<u32>()?);
         Ok(value)
+    }
+
+    /// The error for a non-finite training loss: what was already non-finite (weights, Adam's
+    /// state) and the settings that can cause it.
+    fn diverged(&self, value: f64) -> Error {
+        let state: Vec<(String, Tensor)> = self.state_tensors();
+        let culprit = match crate::vars::first_non_finite(state.iter().map(|(n, t)| (n.as_str(), t))) {
+            Ok(Some((name, count))) => format!(
+                "tensor `{name}` already held {count} non-finite value(s) before it, so an earlier update diverged"
+            ),
+            Ok(None) => "no weight and no value of Adam's state was non-finite before it, so this step's \
+                         computation overflowed"
+                .to_string(),
+            Err(e) => format!("the weights could not be checked: {e}"),
+        };
+        Error::NonFinite(format!(
+            "the training loss became {value} at step {}; {culprit}. {}",
+            self.step + 1,
+            self.config.non_finite_suspects()
+        ))
+    }
+
+    /// The weights (`model.*`), Adam's moments and the EMA as named tensors.
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut tensors: Vec<(String, Tensor)> = named_vars(&self.varmap)
+            .into_iter()
+            .map(|(n, v)| (format!("model.{n}"), v.as_tensor().clone()))
+            .collect();
+        tensors.extend(self.adam.state_tensors());
+        if let Some(ema) = &self.ema {
+            tensors.extend(ema.state_tensors());
+        }
+        tensors
     }
 
     /// The loss on the next test batch (its own generator, so testing does not change training),
@@ -280,14 +317,7 @@ impl Trainer {
 
     /// Writes a checkpoint into the run folder `dir`; returns the path of its `checkpoint.json`.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
-        let mut tensors: Vec<(String, Tensor)> = named_vars(&self.varmap)
-            .into_iter()
-            .map(|(n, v)| (format!("model.{n}"), v.as_tensor().clone()))
-            .collect();
-        tensors.extend(self.adam.state_tensors());
-        if let Some(ema) = &self.ema {
-            tensors.extend(ema.state_tensors());
-        }
+        let tensors = self.state_tensors();
         let meta = CheckpointMeta {
             format: FORMAT.into(),
             step: self.step,
@@ -341,9 +371,17 @@ pub struct RunSummary {
     pub seconds: f64,
 }
 
-/// Starts a new run in `options.out_dir`, which must not hold a checkpoint already.
+/// Starts a new run in `options.out_dir`, which must not hold a checkpoint already, nor be in
+/// use by another process.
 pub fn train_new(config: TrainConfig, device: &Device, options: &RunOptions) -> Result<RunSummary> {
     let dir = &options.out_dir;
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::config(
+            "out",
+            format!("the run folder {} is a file; expected a folder", dir.display()),
+        ));
+    }
+    let _lock = RunLock::acquire(dir)?;
     let existing = dir.join(checkpoint::CHECKPOINT_JSON);
     if existing.exists() {
         return Err(Error::checkpoint(
@@ -356,7 +394,8 @@ pub fn train_new(config: TrainConfig, device: &Device, options: &RunOptions) -> 
             ),
         ));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    remove_temporaries(dir);
+    checkpoint::remove_stale_weights(dir, None);
     let toml_text = toml::to_string(&config).map_err(|e| Error::config("config", e.to_string()))?;
     write_atomic(&dir.join(CONFIG_TOML), toml_text.as_bytes())?;
     let mut trainer = Trainer::new(config, device)?;
@@ -374,9 +413,28 @@ pub fn train_resume(
     progress: Progress,
 ) -> Result<RunSummary> {
     let json = checkpoint::meta_path(path);
+    let dir = json.parent().unwrap_or(Path::new(".")).to_path_buf();
+    // Locked before reading: another writer could be between two files of a save.
+    let _lock = if dir.is_dir() {
+        Some(RunLock::acquire(&dir)?)
+    } else {
+        None
+    };
     let meta = checkpoint::read_meta(&json)?;
     let config = TrainConfig::resolve_resumed(&meta.config, file, flags, &json)?;
-    let dir = json.parent().unwrap_or(Path::new(".")).to_path_buf();
+    if config.steps < meta.step {
+        return Err(Error::config(
+            "steps",
+            format!(
+                "the run in {} is already at step {}, past --steps {}: give a larger --steps to train longer",
+                dir.display(),
+                meta.step,
+                config.steps
+            ),
+        ));
+    }
+    remove_temporaries(&dir);
+    checkpoint::remove_stale_weights(&dir, Some(&meta.weights));
     let mut trainer = Trainer::from_checkpoint(&json, config, device)?;
     let mut log = LossLog::resume(&dir.join(LOSS_CSV), trainer.sigmas(), trainer.step())?;
     run(&mut trainer, &mut log, &RunOptions { out_dir: dir, progress })
@@ -469,7 +527,7 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
                     per_level,
                 })?;
             }
-            plot_losses(log.rows(), trainer.sigmas(), &title, &dir.join(LOSS_PNG))?;
+            plot_or_warn(log.rows(), trainer.sigmas(), &title, &dir.join(LOSS_PNG), &announce);
         }
         if step.is_multiple_of(trainer.config.snapshot_every) || step == total {
             checkpoint = trainer.save(&dir)?;
@@ -477,7 +535,12 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
         }
     }
     bar.finish_and_clear();
-    plot_losses(log.rows(), trainer.sigmas(), &title, &dir.join(LOSS_PNG))?;
+    plot_or_warn(log.rows(), trainer.sigmas(), &title, &dir.join(LOSS_PNG), &announce);
+    if start_step == total {
+        announce(format!(
+            "the run is already at step {total} = --steps: nothing to do (give a larger --steps to train longer)"
+        ));
+    }
     Ok(RunSummary {
         start_step,
         end_step: trainer.step(),
@@ -485,4 +548,13 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
         checkpoint,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Draws `loss.png`; a failure is a warning, not the end of the run (`loss.csv` holds the data).
+fn plot_or_warn(rows: &[LogRow], sigmas: &[f64], title: &str, path: &Path, announce: &impl Fn(String)) {
+    if let Err(e) = plot_losses(rows, sigmas, title, path) {
+        announce(format!(
+            "warning: the loss figure was not written ({e}); training goes on, the losses are in {LOSS_CSV}"
+        ));
+    }
 }

@@ -39,7 +39,47 @@ pub fn load_into(vars: &[(String, Var)], tensors: &HashMap<String, Tensor>, pref
                 ),
             ));
         }
+        let bad = non_finite_count(t)?;
+        if bad > 0 {
+            return Err(Error::checkpoint(
+                path,
+                format!(
+                    "tensor `{key}` holds {bad} non-finite value(s) (NaN or infinity) of {}: the run had diverged \
+                     when it was saved; use an earlier checkpoint or train again (with a smaller lr)",
+                    t.elem_count()
+                ),
+            ));
+        }
         var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
     }
     Ok(())
+}
+
+/// Number of values of `t` that are NaN or infinite (`x - x` is 0 exactly for finite `x`).
+pub fn non_finite_count(t: &Tensor) -> Result<usize> {
+    if !t.dtype().is_float() {
+        return Ok(0);
+    }
+    let d = t.sub(t)?;
+    let count = d
+        .ne(&d)?
+        .to_dtype(candle_core::DType::U32)?
+        .sum_all()?
+        .to_scalar::<u32>()?;
+    Ok(count as usize)
+}
+
+/// The first (by name) of `tensors` that holds a non-finite value, with the count of such values.
+pub fn first_non_finite<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
+) -> Result<Option<(String, usize)>> {
+    let mut bad = Vec::new();
+    for (name, t) in tensors {
+        let n = non_finite_count(t)?;
+        if n > 0 {
+            bad.push((name.to_string(), n));
+        }
+    }
+    bad.sort();
+    Ok(bad.into_iter().next())
 }

@@ -27,6 +27,9 @@ pub const TRAIN_FILES: [&str; 5] = [
 /// Reads one batch file: any whole, non-zero number of records (the official files hold
 /// 10,000; the tests use a few).
 pub fn load_file(path: &Path) -> Result<ImageSet> {
+    if path.is_dir() {
+        crate::fsutil::require_kind(path, false, "a CIFAR-10 batch file of 3,073-byte records")?;
+    }
     if !path.is_file() {
         return Err(Error::data(
             path,
@@ -66,9 +69,14 @@ pub fn load_file(path: &Path) -> Result<ImageSet> {
 
 /// Reads the five training files of the folder `dir`.
 pub fn load_train(dir: &Path) -> Result<ImageSet> {
-    if !dir.is_dir() {
+    if !dir.exists() {
         return Err(super::missing(dir));
     }
+    crate::fsutil::require_kind(
+        dir,
+        true,
+        "a cifar-10-batches-bin folder (dataset = \"cifar10\"; data_batch_1.bin ... test_batch.bin)",
+    )?;
     let mut all = load_file(&dir.join(TRAIN_FILES[0]))?;
     for name in &TRAIN_FILES[1..] {
         all.append(&load_file(&dir.join(name))?);

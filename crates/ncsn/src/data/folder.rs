@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 
 /// The image files under `dir`, sorted.
 pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    if !dir.is_dir() {
+    if !dir.exists() {
         return Err(super::missing(dir));
     }
+    crate::fsutil::require_kind(dir, true, "a folder of PNG/JPEG images (dataset = \"images\")")?;
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -45,6 +46,16 @@ pub fn load_folder(dir: &Path, size: usize, channels: usize) -> Result<ImageSet>
             "holds no .png, .jpg or .jpeg images; expected a folder of images",
         ));
     }
+    let need = crate::limits::Need {
+        key: "image_size",
+        what: format!(
+            "{} images of {channels}x{size}x{size} bytes from {}",
+            files.len(),
+            dir.display()
+        ),
+        bytes: crate::limits::product(&[files.len() as u128, channels as u128, size as u128, size as u128]),
+    };
+    crate::limits::check("loading the images", &[need])?;
     let mut pixels = Vec::with_capacity(files.len() * channels * size * size);
     for path in &files {
         pixels.extend(load_file(path, size, channels)?);
@@ -55,9 +66,7 @@ pub fn load_folder(dir: &Path, size: usize, channels: usize) -> Result<ImageSet>
 /// Loads one image file as `channels x size x size` bytes, channel-major (resized so that its
 /// shorter side is `size`, centre-cropped, converted to grayscale or RGB).
 pub fn load_file(path: &Path, size: usize, channels: usize) -> Result<Vec<u8>> {
-    if !path.is_file() {
-        return Err(Error::data(path, "does not exist; expected a PNG or JPEG image file"));
-    }
+    crate::fsutil::require_kind(path, false, "a PNG or JPEG image file")?;
     let img = image::open(path).map_err(|e| Error::data(path, format!("cannot be decoded as an image: {e}")))?;
     let img = img.resize_to_fill(size as u32, size as u32, FilterType::Triangle);
     // HWC interleaved bytes to the channel-major CHW layout of ImageSet.

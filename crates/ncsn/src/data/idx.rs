@@ -20,6 +20,11 @@ pub fn load_images(path: &Path) -> Result<ImageSet> {
     if !path.exists() {
         return Err(super::missing(path));
     }
+    crate::fsutil::require_kind(
+        path,
+        false,
+        "an MNIST IDX images file, gzip or plain (dataset = \"mnist\")",
+    )?;
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();

@@ -113,3 +113,49 @@ pub fn assert_clean_error(out: &Output, needles: &[&str]) {
         assert!(err.contains(n), "expected {n:?} in: {err}");
     }
 }
+
+/// Flags of a tiny, fast `ncsn train` run on an IDX file of 8x8 images (ngf 4, 4 levels).
+pub const TINY_TRAIN: &[&str] = &[
+    "--image-size",
+    "8",
+    "--ngf",
+    "4",
+    "--num-levels",
+    "4",
+    "--batch-size",
+    "4",
+    "--test-batch-size",
+    "4",
+    "--log-every",
+    "1",
+    "--test-every",
+    "2",
+    "--snapshot-every",
+    "2",
+];
+
+/// Starts `ncsn args` in `cwd` with the test hook `NCSN_TEST_PAUSE_IN_SAVE=pause` and waits
+/// until it reports that it paused there; the process then sleeps until killed.
+pub fn spawn_paused(args: &[&str], cwd: &Path, pause: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ncsn"))
+        .args(args)
+        .current_dir(cwd)
+        .env(ncsn::fsutil::TEST_PAUSE_VAR, pause)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the ncsn binary starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.expect("stderr is text");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("paused at") {
+            return child;
+        }
+    }
+    let status = child.wait().expect("waits");
+    panic!("ncsn exited ({status}) without pausing at {pause}: {seen}");
+}
