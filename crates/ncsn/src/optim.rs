@@ -288,7 +288,7 @@ mod fused {
             dispatch!(dst, dl, [(m, ml), (v, vl)], |theta, m, v| |cast: fn(f64) -> _| {
                 let (a, eps, s) = (cast(c.inv_sqrt_bc2), cast(c.eps), cast(c.step_size));
                 for ((theta, &m), &v) in theta.iter_mut().zip(m).zip(v) {
-                    *theta = *theta - (m * s) / (v.sqrt() * a + eps);
+                    *theta -= (m * s) / (v.sqrt() * a + eps);
                 }
                 Ok(())
             })

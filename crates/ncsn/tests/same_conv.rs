@@ -14,6 +14,14 @@ fn uniform(rng: &mut ChaCha8Rng, shape: &[usize], dtype: DType) -> Tensor {
         .unwrap()
 }
 
+/// Input (a variable), weight (a variable) and an output gradient for one of [`CASES`].
+fn case_tensors(rng: &mut ChaCha8Rng, case: Case, dtype: DType) -> (Var, Var, Tensor) {
+    let (b, cin, cout, h, w, k, _) = case;
+    let x = Var::from_tensor(&uniform(rng, &[b, cin, h, w], dtype)).unwrap();
+    let wt = Var::from_tensor(&uniform(rng, &[cout, cin, k, k], dtype)).unwrap();
+    (x, wt, uniform(rng, &[b, cout, h, w], dtype))
+}
+
 /// `max |a - b| / max |b|`.
 fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());
@@ -41,7 +49,8 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
 /// Batch, C_in, C_out, H, W, kernel, dilation: kernels 1 and 3, dilations 1, 2 and 4, batch 1
 /// and several, channel counts that are not multiples of the SIMD width (8 f32 lanes), non-square
 /// images, and an image smaller than the dilated kernel (every off-centre tap in the padding).
-const CASES: [(usize, usize, usize, usize, usize, usize, usize); 9] = [
+type Case = (usize, usize, usize, usize, usize, usize, usize);
+const CASES: [Case; 9] = [
     (1, 3, 5, 7, 6, 3, 1),
     (4, 5, 9, 8, 8, 3, 1),
     (3, 17, 4, 6, 9, 3, 2),
@@ -60,10 +69,9 @@ const CASES: [(usize, usize, usize, usize, usize, usize, usize); 9] = [
 #[test]
 fn f32_output_and_gradients_equal_candle_conv2d() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    for (b, cin, cout, h, w, k, d) in CASES {
-        let x = Var::from_tensor(&uniform(&mut rng, &[b, cin, h, w], DType::F32)).unwrap();
-        let wt = Var::from_tensor(&uniform(&mut rng, &[cout, cin, k, k], DType::F32)).unwrap();
-        let dy = uniform(&mut rng, &[b, cout, h, w], DType::F32);
+    for case in CASES {
+        let (b, cin, cout, h, w, k, d) = case;
+        let (x, wt, dy) = case_tensors(&mut rng, case, DType::F32);
         let ours = same_conv2d(&x, &wt, None, d).unwrap();
         let theirs = x.conv2d(&wt, d * (k - 1) / 2, 1, d, 1).unwrap();
         let case = format!("b{b} {cin}->{cout} {h}x{w} k{k} d{d}");
@@ -84,10 +92,9 @@ fn f32_output_and_gradients_equal_candle_conv2d() {
 #[test]
 fn the_device_path_equals_the_cpu_path() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    for (b, cin, cout, h, w, k, d) in CASES {
-        let x = Var::from_tensor(&uniform(&mut rng, &[b, cin, h, w], DType::F32)).unwrap();
-        let wt = Var::from_tensor(&uniform(&mut rng, &[cout, cin, k, k], DType::F32)).unwrap();
-        let dy = uniform(&mut rng, &[b, cout, h, w], DType::F32);
+    for case in CASES {
+        let (b, cin, cout, h, w, k, d) = case;
+        let (x, wt, dy) = case_tensors(&mut rng, case, DType::F32);
         let cpu = same_conv2d(&x, &wt, None, d).unwrap();
         let dev = same_conv2d_via_candle(&x, &wt, d).unwrap();
         let case = format!("b{b} {cin}->{cout} {h}x{w} k{k} d{d}");
@@ -175,11 +182,10 @@ fn non_contiguous_inputs() {
 #[test]
 fn bias_is_added_and_differentiated() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    for (b, cin, cout, h, w, k, d) in CASES {
-        let x = Var::from_tensor(&uniform(&mut rng, &[b, cin, h, w], DType::F32)).unwrap();
-        let wt = Var::from_tensor(&uniform(&mut rng, &[cout, cin, k, k], DType::F32)).unwrap();
+    for case in CASES {
+        let (b, cin, cout, h, w, k, d) = case;
+        let (x, wt, dy) = case_tensors(&mut rng, case, DType::F32);
         let bias = Var::from_tensor(&uniform(&mut rng, &[cout], DType::F32)).unwrap();
-        let dy = uniform(&mut rng, &[b, cout, h, w], DType::F32);
         let ours = same_conv2d(&x, &wt, Some(&bias), d).unwrap();
         let theirs = x
             .conv2d(&wt, d * (k - 1) / 2, 1, d, 1)
