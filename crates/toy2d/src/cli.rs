@@ -140,8 +140,11 @@ pub fn run(cli: Cli) -> Result<()> {
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::scope(|scope| -> Result<()> {
         let start = std::time::Instant::now();
-        for (i, &experiment) in experiments.iter().enumerate() {
-            let (ctx, done_tx) = (&ctx, done_tx.clone());
+        // Started longest first, so that the longest parts are the first to queue for a slot.
+        let mut order: Vec<usize> = (0..experiments.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(experiments[i].cost()));
+        for i in order {
+            let (ctx, done_tx, experiment) = (&ctx, done_tx.clone(), experiments[i]);
             scope.spawn(move || {
                 let table = experiment.run(ctx);
                 // The receiver lives until every experiment has reported.
