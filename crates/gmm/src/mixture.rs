@@ -10,7 +10,7 @@
 //! All of it goes through `log N_k` and log-sum-exp, so it stays finite far (30+ standard
 //! deviations) from every mode, where `p` itself underflows.
 use crate::GmmError;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -26,6 +26,17 @@ pub struct GaussianMixture {
     log_weights: Array1<f64>,
     /// `-1/2 sum_d ln(2 pi v_kd)` for each component.
     log_norms: Array1<f64>,
+    /// The score kernel's constants, contiguous (component-major): `ln w_k - 1/2 sum_d ln(2 pi v_kd)`,
+    /// `mu_kd` and `1 / v_kd`.
+    kernel: Kernel,
+}
+
+/// What [`GaussianMixture::score_point`] reads, laid out for one pass per point.
+#[derive(Debug, Clone, PartialEq)]
+struct Kernel {
+    log_coef: Vec<f64>,
+    means: Vec<f64>,
+    inv_var: Vec<f64>,
 }
 
 impl GaussianMixture {
@@ -76,12 +87,18 @@ impl GaussianMixture {
         }
         let log_weights = weights.mapv(f64::ln);
         let log_norms = variances.map_axis(Axis(1), |v| -0.5 * v.iter().map(|vd| LN_2PI + vd.ln()).sum::<f64>());
+        let kernel = Kernel {
+            log_coef: (&log_weights + &log_norms).to_vec(),
+            means: means.iter().copied().collect(), // logical (row-major) order, whatever the strides
+            inv_var: variances.iter().map(|v| 1.0 / v).collect(),
+        };
         Ok(Self {
             weights,
             means,
             variances,
             log_weights,
             log_norms,
+            kernel,
         })
     }
 
@@ -171,16 +188,92 @@ impl GaussianMixture {
 
     /// The exact score `s(x) = grad_x log p(x) = sum_k r_k(x) (-(x - mu_k) / v_k)`, shape `(N, D)`.
     pub fn score(&self, x: ArrayView2<f64>) -> Array2<f64> {
-        let r = self.responsibilities(x.view());
         let mut s = Array2::zeros(x.raw_dim());
-        for (n, xn) in x.outer_iter().enumerate() {
-            for k in 0..self.n_components() {
-                for d in 0..self.dim() {
-                    s[[n, d]] += r[[n, k]] * -(xn[d] - self.means[[k, d]]) / self.variances[[k, d]];
+        self.score_into(x, s.view_mut());
+        s
+    }
+
+    /// [`GaussianMixture::score`] written into `out` (shape `(N, D)`), allocating nothing: the
+    /// form a sampler calls at every step.
+    pub fn score_into(&self, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+        self.check_points(&x);
+        assert_eq!(out.dim(), x.dim(), "score_into: `out` must have the shape of `x`");
+        match (x.as_slice(), out.as_slice_mut()) {
+            (Some(xs), Some(os)) => {
+                let d = self.dim();
+                for (xn, sn) in xs.chunks_exact(d).zip(os.chunks_exact_mut(d)) {
+                    self.score_point(xn, sn);
+                }
+            }
+            (_, _) => {
+                // Strided views: copy each row (rare; the samplers pass contiguous arrays).
+                let mut xn = vec![0.0; self.dim()];
+                let mut sn = vec![0.0; self.dim()];
+                for (row, mut orow) in x.outer_iter().zip(out.outer_iter_mut()) {
+                    xn.iter_mut().zip(row.iter()).for_each(|(a, b)| *a = *b);
+                    self.score_point(&xn, &mut sn);
+                    orow.iter_mut().zip(&sn).for_each(|(a, b)| *a = *b);
                 }
             }
         }
-        s
+    }
+
+    /// The score at one point `x` (length `D`) into `out`, in two passes over the components and
+    /// no temporaries. With `l_k = ln w_k + ln N_k(x)`
+    /// `= ln w_k - 1/2 sum_d ln(2 pi v_kd) - 1/2 sum_d (x_d - mu_kd)^2 / v_kd`:
+    ///
+    /// 1. `m = max_k l_k`;
+    /// 2. `e_k = exp(l_k - m)` (in `(0, 1]`, no overflow; one of them is exactly 1), and
+    ///    `s_d = sum_k e_k g_kd / sum_k e_k` with `g_kd = -(x_d - mu_kd) / v_kd`: the
+    ///    responsibilities `r_k = e_k / sum_j e_j` applied without being stored.
+    ///
+    /// For the two-component mixture of Fig. 3 that is one `exp` per point (`exp(0)` is skipped).
+    #[inline]
+    pub fn score_point(&self, x: &[f64], out: &mut [f64]) {
+        assert!(
+            x.len() == self.dim() && out.len() == x.len(),
+            "score_point: expected D values"
+        );
+        match x.len() {
+            // The same code with D known to the compiler (the 2D toys): loops unrolled.
+            2 => self.score_point_d(x, out, 2),
+            d => self.score_point_d(x, out, d),
+        }
+    }
+
+    #[inline(always)]
+    fn score_point_d(&self, x: &[f64], out: &mut [f64], d: usize) {
+        let (x, out) = (&x[..d], &mut out[..d]);
+        let Kernel {
+            log_coef,
+            means,
+            inv_var,
+        } = &self.kernel;
+        let components = || log_coef.iter().zip(means.chunks_exact(d)).zip(inv_var.chunks_exact(d));
+        // l_k = ln w_k + log_norm_k - 1/2 sum_d (x_d - mu_kd)^2 / v_kd
+        let log_joint = |c: f64, mu: &[f64], iv: &[f64]| {
+            let mut quad = 0.0;
+            for i in 0..d {
+                quad += (x[i] - mu[i]) * (x[i] - mu[i]) * iv[i];
+            }
+            c - 0.5 * quad
+        };
+        let mut m = f64::NEG_INFINITY;
+        for ((&c, mu), iv) in components() {
+            m = m.max(log_joint(c, mu, iv));
+        }
+        out.fill(0.0);
+        let mut total = 0.0;
+        for ((&c, mu), iv) in components() {
+            let shifted = log_joint(c, mu, iv) - m;
+            let e = if shifted == 0.0 { 1.0 } else { shifted.exp() }; // e_k = exp(l_k - m)
+            total += e;
+            for i in 0..d {
+                out[i] += e * ((mu[i] - x[i]) * iv[i]); // e_k g_kd, g_kd = -(x_d - mu_kd) / v_kd
+            }
+        }
+        let inv_total = 1.0 / total;
+        out.iter_mut().for_each(|o| *o *= inv_total); // s_d = sum_k e_k g_kd / sum_k e_k
     }
 
     /// The exact divergence of the score, `tr grad_x s(x)`, for each row of `x`:

@@ -274,3 +274,33 @@ fn toy_data_sets_have_their_shapes() {
     assert!(c.outer_iter().all(|p| (p[1] - 2.0 * p[0].sin()).abs() < 1e-15));
     assert!(Toy::Moons.exact().is_none() && Toy::Ring.exact().is_some());
 }
+
+#[test]
+fn score_into_is_the_responsibility_weighted_score_on_any_layout() {
+    // `score` (one pass per point, responsibilities never stored) against its definition
+    // sum_k r_k(x) g_k(x) built from `responsibilities`; rounding differs (1e-12 relative allows
+    // ~1e4 ulps), a wrong weight or variance does not. Then `score_into` on a strided view (every
+    // other row of a column-major array) gives the same bits as on a contiguous copy.
+    for g in [paper_mixture(), anisotropic()] {
+        let x = probe_points(&g);
+        let r = g.responsibilities(x.view());
+        let s = g.score(x.view());
+        for n in 0..x.nrows() {
+            for d in 0..g.dim() {
+                let def: f64 = (0..g.n_components())
+                    .map(|k| r[[n, k]] * -(x[[n, d]] - g.means()[[k, d]]) / g.variances()[[k, d]])
+                    .sum();
+                assert!(
+                    (s[[n, d]] - def).abs() <= 1e-12 * (1.0 + def.abs()),
+                    "{} vs {def}",
+                    s[[n, d]]
+                );
+            }
+        }
+        let fortran = x.t().as_standard_layout().reversed_axes().to_owned(); // column-major copy
+        let strided = fortran.slice(ndarray::s![..;2, ..]);
+        let mut out = Array2::from_elem(strided.raw_dim(), f64::NAN);
+        g.score_into(strided, out.view_mut());
+        assert_eq!(out, g.score(strided.to_owned().view()));
+    }
+}

@@ -11,7 +11,7 @@
 //!
 //! Scaling `alpha_i` with `sigma_i^2` keeps the "signal-to-noise ratio"
 //! `alpha_i s / (2 sqrt(alpha_i) z)` of each update independent of the level.
-use crate::dynamics::{check_score, langevin_step, StepConvention};
+use crate::dynamics::{check_score, StepConvention};
 use crate::error::invalid;
 use crate::{Particles, Result};
 use rand::Rng;
@@ -146,8 +146,47 @@ where
     P: Projection<X>,
     R: Rng + ?Sized,
 {
+    annealed_langevin_projected_into(
+        x0,
+        |x, level, sigma, out| {
+            *out = score(x, level, sigma)?;
+            Ok(())
+        },
+        config,
+        projection,
+        rng,
+    )
+}
+
+/// [`annealed_langevin`] with a score that writes into a buffer, `score(x, level, sigma, out)`:
+/// with an array and a score that fills `out` in place (e.g. `GaussianMixture::score_into`), a
+/// step allocates nothing.
+pub fn annealed_langevin_into<X, F, R>(x0: X, score: F, config: &AnnealedLangevin, rng: &mut R) -> Result<Trajectory<X>>
+where
+    X: Particles + Clone,
+    F: FnMut(&X, usize, f64, &mut X) -> Result<()>,
+    R: Rng + ?Sized,
+{
+    annealed_langevin_projected_into(x0, score, config, &mut NoProjection, rng)
+}
+
+/// The sampler itself: [`annealed_langevin_into`] with a [`Projection`].
+pub fn annealed_langevin_projected_into<X, F, P, R>(
+    x0: X,
+    mut score: F,
+    config: &AnnealedLangevin,
+    projection: &mut P,
+    rng: &mut R,
+) -> Result<Trajectory<X>>
+where
+    X: Particles + Clone,
+    F: FnMut(&X, usize, f64, &mut X) -> Result<()>,
+    P: Projection<X>,
+    R: Rng + ?Sized,
+{
     config.validate()?;
     let mut x = x0;
+    let mut s = x.clone(); // the score buffer, reused at every step
     let mut snapshots = Vec::new();
     let mut global = 0usize;
     let record = |x: &X, level: usize, step: usize, sigma: f64, snaps: &mut Vec<Snapshot<X>>| {
@@ -162,13 +201,14 @@ where
     };
     for (level, &sigma) in config.sigmas.iter().enumerate() {
         let alpha = config.step_size(level); // alpha_i = eps * sigma_i^2 / sigma_L^2
+        let (drift, noise) = config.convention.coefficients(alpha);
         projection.begin_level(level, sigma, rng)?;
         x = projection.project(x)?;
         for _ in 0..config.steps_per_level {
             record(&x, level, global, sigma, &mut snapshots);
-            let s = score(&x, level, sigma)?;
+            score(&x, level, sigma, &mut s)?;
             check_score(&x, &s)?;
-            x = langevin_step(&x, &s, alpha, config.convention, rng)?;
+            x.langevin_update(&s, drift, noise, rng)?; // x + alpha/2 s + sqrt(alpha) z (paper)
             x = projection.project(x)?;
             global += 1;
         }
@@ -177,7 +217,7 @@ where
     let sigma_l = config.sigmas[last];
     if config.final_denoise {
         // Tweedie: E[x | x~] = x~ + sigma^2 grad log p_sigma(x~).
-        let s = score(&x, last, sigma_l)?;
+        score(&x, last, sigma_l, &mut s)?;
         check_score(&x, &s)?;
         x = x.add_scaled(&s, sigma_l * sigma_l)?;
         x = projection.project(x)?;

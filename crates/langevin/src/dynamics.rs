@@ -43,7 +43,7 @@ impl StepConvention {
 }
 
 /// One Langevin update `x + drift * s + noise * z` with `(drift, noise)` from `convention`.
-pub fn langevin_step<X: Particles, R: Rng + ?Sized>(
+pub fn langevin_step<X: Particles + Clone, R: Rng + ?Sized>(
     x: &X,
     score: &X,
     step: f64,
@@ -51,8 +51,9 @@ pub fn langevin_step<X: Particles, R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<X> {
     let (drift, noise) = convention.coefficients(step);
-    let z = x.standard_normal_like(rng)?;
-    x.add_scaled(score, drift)?.add_scaled(&z, noise)
+    let mut out = x.clone();
+    out.langevin_update(score, drift, noise, rng)?;
+    Ok(out)
 }
 
 pub(crate) fn check_score<X: Particles>(x: &X, s: &X) -> Result<()> {
@@ -81,14 +82,46 @@ where
     F: FnMut(&X) -> Result<X>,
     R: Rng + ?Sized,
 {
+    langevin_into(
+        x0,
+        |x, out| {
+            *out = score(x)?;
+            Ok(())
+        },
+        step,
+        n_steps,
+        convention,
+        record_every,
+        rng,
+    )
+}
+
+/// [`langevin`] with a score that writes into a buffer, `score(x, out)`: with an array and a score
+/// that fills `out` in place (e.g. `GaussianMixture::score_into`), a step allocates nothing.
+pub fn langevin_into<X, F, R>(
+    x0: X,
+    mut score: F,
+    step: f64,
+    n_steps: usize,
+    convention: StepConvention,
+    record_every: Option<usize>,
+    rng: &mut R,
+) -> Result<Trajectory<X>>
+where
+    X: Particles + Clone,
+    F: FnMut(&X, &mut X) -> Result<()>,
+    R: Rng + ?Sized,
+{
     if !(step.is_finite() && step > 0.0) {
         return Err(invalid("step", format!("expected a finite positive step, got {step}")));
     }
     if record_every == Some(0) {
         return Err(invalid("record_every", "expected a positive interval"));
     }
+    let (drift, noise) = convention.coefficients(step);
     let mut snapshots = Vec::new();
     let mut x = x0;
+    let mut s = x.clone(); // the score buffer, reused at every step
     for t in 0..n_steps {
         if record_every.is_some_and(|k| t.is_multiple_of(k)) {
             snapshots.push(Snapshot {
@@ -98,9 +131,9 @@ where
                 x: x.clone(),
             });
         }
-        let s = score(&x)?;
+        score(&x, &mut s)?;
         check_score(&x, &s)?;
-        x = langevin_step(&x, &s, step, convention, rng)?;
+        x.langevin_update(&s, drift, noise, rng)?; // x + drift s + noise z
     }
     if record_every.is_some() {
         snapshots.push(Snapshot {

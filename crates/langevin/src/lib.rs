@@ -9,6 +9,12 @@
 //! - [`dynamics`]: plain Langevin dynamics with a fixed step and the two step conventions.
 //! - [`annealed`]: annealed Langevin dynamics, the final denoising step, trajectories, and
 //!   [`annealed::Projection`] hooks (used for inpainting).
+//! - [`blocks`]: independent chains on blocks of rows, on every core, each block with its own
+//!   seeded stream (the samples do not depend on the thread count).
+//!
+//! Every sampler has two forms: the score returns a new batch (`score(x, ...) -> X`), or, the
+//! `_into` form, it writes into a buffer the sampler reuses (`score(x, ..., &mut out)`); with
+//! arrays the update is in place ([`Particles::langevin_update`]), so a step allocates nothing.
 //!
 //! ## The two step conventions
 //!
@@ -19,15 +25,18 @@
 //! the paper's update with `alpha = 2 * step`: the reference's `eps` is half of the paper's for the
 //! same chain. [`StepConvention::Paper`] and [`StepConvention::Reference`] name the two explicitly.
 pub mod annealed;
+pub mod blocks;
 pub mod dynamics;
 mod error;
 pub mod particles;
 pub mod schedule;
 
 pub use annealed::{
-    annealed_langevin, annealed_langevin_projected, AnnealedLangevin, NoProjection, Projection, Snapshot, Trajectory,
+    annealed_langevin, annealed_langevin_into, annealed_langevin_projected, annealed_langevin_projected_into,
+    AnnealedLangevin, NoProjection, Projection, Snapshot, Trajectory,
 };
-pub use dynamics::{langevin, langevin_step, StepConvention};
+pub use blocks::in_blocks;
+pub use dynamics::{langevin, langevin_into, langevin_step, StepConvention};
 pub use error::Error;
 pub use particles::{randn_tensor, Particles};
 pub use schedule::{geometric_sigmas, ncsnv2};

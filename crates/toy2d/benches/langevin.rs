@@ -1,13 +1,17 @@
 //! Annealed Langevin dynamics with exact scores, at the size of paper Fig. 3: 1,280 particles,
-//! 10 levels x 100 steps = 1,000 score evaluations of the perturbed mixture. Plain Langevin
-//! (1,000 steps) for comparison. `cargo bench -p toy2d --bench langevin`.
+//! 10 levels x 100 steps = 1,000 score evaluations of the perturbed mixture, exactly as the
+//! `langevin-weights` experiment runs it (blocks of 64 particles on every core). Plain Langevin
+//! (1,000 steps) for comparison, and the annealed sampler on one thread.
+//! `cargo bench -p toy2d --bench langevin`; the PyTorch peer is `scripts/bench_toy2d_torch.py`.
 use criterion::{criterion_group, criterion_main, Criterion};
 use gmm::datasets::paper_mixture;
-use langevin::{annealed_langevin, langevin, StepConvention};
+use indicatif::ProgressBar;
+use langevin::blocks::BLOCK;
+use langevin::{annealed_langevin_into, in_blocks};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
-use toy2d::experiments::langevin_weights::{annealed_config, PARTICLES};
+use toy2d::experiments::langevin_weights::{annealed_config, exact_score, sample_annealed, sample_plain, PARTICLES};
 use toy2d::experiments::uniform_square;
 
 fn bench(c: &mut Criterion) {
@@ -18,18 +22,24 @@ fn bench(c: &mut Criterion) {
         .iter()
         .map(|&s| p.perturbed(s).expect("valid sigma"))
         .collect();
+    let score = exact_score(&p, &perturbed);
+    let bar = ProgressBar::hidden();
     let mut group = c.benchmark_group("langevin_1280x1000");
-    group.sample_size(10);
+    group.sample_size(20);
     group.bench_function("annealed_exact", |b| {
         b.iter(|| {
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-            let out = annealed_langevin(
-                x0,
-                |x, level, _| Ok(perturbed[level].score(x.view())),
-                &config,
-                &mut rng,
-            )
+            black_box(sample_annealed(&x0, &score, &config, Some(BLOCK), &mut rng, &bar).expect("sampler runs"))
+        })
+    });
+    group.bench_function("annealed_exact_1_thread", |b| {
+        b.iter(|| {
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
+            let out = in_blocks(x0.view(), BLOCK, 1, &mut rng, |xb, r| {
+                annealed_langevin_into(xb, |x, level, _, out| score(x, level, out), &config, r)
+            })
             .expect("sampler runs");
             black_box(out.samples)
         })
@@ -38,17 +48,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-            let out = langevin(
-                x0,
-                |x| Ok(p.score(x.view())),
-                0.1,
-                1000,
-                StepConvention::Paper,
-                None,
-                &mut rng,
-            )
-            .expect("sampler runs");
-            black_box(out.samples)
+            black_box(sample_plain(&x0, &score, Some(BLOCK), &mut rng, &bar).expect("sampler runs"))
         })
     });
     group.finish();

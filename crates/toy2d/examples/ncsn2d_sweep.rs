@@ -62,6 +62,7 @@ fn main() -> Result<()> {
         steps: None,
         device: Device::Cpu,
         progress: false,
+        jobs: std::sync::Arc::new(toy2d::jobs::Slots::new(1)),
     };
     println!("{settings:?}");
     let mut panels = Vec::new();

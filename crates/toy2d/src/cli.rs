@@ -1,10 +1,12 @@
 //! The `toy2d` command line: one subcommand per experiment, `all` (the default) runs every one.
-use crate::experiments::{Context, Experiment};
+use crate::experiments::{Context, Experiment, Table};
+use crate::jobs::Slots;
 use crate::output::OutDir;
 use anyhow::{bail, Context as _, Result};
 use candle_core::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
 
 /// Toy experiments of "Generative Modeling by Estimating Gradients of the Data Distribution"
 /// (Song & Ermon 2019): every figure of the book's toy chapters.
@@ -32,6 +34,10 @@ pub struct Cli {
     /// small that a second thread costs more in synchronisation than it saves.
     #[arg(long, global = true, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: u64,
+    /// Experiments (and ncsn2d's data sets) computed at once [default: the number of cores]. The
+    /// files are the same whatever the number; `--jobs 1` runs them one after the other.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub jobs: Option<u64>,
     /// The experiment to run.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -107,11 +113,16 @@ pub fn run(cli: Cli) -> Result<()> {
     // 2.5 s (5 s wall): each product of a 1000 x 128 batch is too small to share. Set before
     // any work starts, while this is the only thread.
     std::env::set_var("RAYON_NUM_THREADS", cli.threads.to_string());
+    crate::alloc::keep_freed_memory();
     let device = cli.device.device()?;
     let out = OutDir::create(cli.out.clone().unwrap_or_else(default_out))?;
     let steps = match cli.steps {
         Some(s) => Some(usize::try_from(s).context("--steps: expected a number of steps that fits in memory")?),
         None => None,
+    };
+    let jobs = match cli.jobs {
+        Some(n) => Slots::new(usize::try_from(n).context("--jobs: too large")?),
+        None => Slots::all_cores(),
     };
     let ctx = Context {
         out,
@@ -119,18 +130,49 @@ pub fn run(cli: Cli) -> Result<()> {
         steps,
         device,
         progress: !cli.quiet,
+        jobs: Arc::new(jobs),
     };
     let command = cli.command.unwrap_or(Command::All);
     println!("toy2d: writing to {} (seed {})", ctx.out.root().display(), ctx.seed);
-    for experiment in command.experiments() {
+    let experiments = command.experiments();
+    // Every experiment on its own thread; each computes inside a slot of `ctx.jobs`. The tables
+    // are printed in the order of the list, each as soon as it and those before it are done.
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::scope(|scope| -> Result<()> {
         let start = std::time::Instant::now();
-        let table = experiment
-            .run(&ctx)
-            .with_context(|| format!("experiment `{}` failed", experiment.name()))?;
-        print!("{table}");
-        println!("  ({}: {:.1} s)", experiment.name(), start.elapsed().as_secs_f64());
-    }
-    Ok(())
+        // Started longest first, so that the longest parts are the first to queue for a slot.
+        let mut order: Vec<usize> = (0..experiments.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(experiments[i].cost()));
+        for i in order {
+            let (ctx, done_tx, experiment) = (&ctx, done_tx.clone(), experiments[i]);
+            scope.spawn(move || {
+                let table = experiment.run(ctx);
+                // The receiver lives until every experiment has reported.
+                let _ = done_tx.send((i, table, start.elapsed().as_secs_f64()));
+            });
+        }
+        drop(done_tx);
+        let mut finished: Vec<Option<(Result<Table>, f64)>> = experiments.iter().map(|_| None).collect();
+        let mut next = 0;
+        let mut first_error = None;
+        for (i, table, secs) in done_rx {
+            finished[i] = Some((table, secs));
+            while let Some(Some((table, secs))) = finished.get_mut(next).map(Option::take) {
+                let name = experiments[next].name();
+                match table {
+                    Ok(table) => crate::jobs::progress().suspend(|| {
+                        print!("{table}");
+                        println!("  ({name}: done {secs:.1} s after the start)");
+                    }),
+                    Err(e) => {
+                        first_error.get_or_insert_with(|| e.context(format!("experiment `{name}` failed")));
+                    }
+                }
+                next += 1;
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    })
 }
 
 #[cfg(test)]

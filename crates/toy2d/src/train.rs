@@ -2,9 +2,10 @@
 //! decay, every random draw (initial weights, data, noise, projections, levels) from one
 //! `ChaCha8Rng` seeded by the config, so the same config gives the same model and loss history.
 use crate::model::{Conditioning, NoiseConditionalMlp, ScoreMlp, ScoreModel};
+use crate::optim::FusedAdam;
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use gmm::GaussianMixture;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, ArrayView2};
@@ -128,14 +129,15 @@ pub struct TrainReport {
 /// A sampler of training data: `n` points from `rng`.
 pub type DataSampler<'a> = dyn FnMut(usize, &mut ChaCha8Rng) -> Array2<f64> + 'a;
 
-/// Adam (AdamW without weight decay) over every variable of `varmap`.
-pub fn adam(varmap: &VarMap, lr: f64) -> candle_core::Result<AdamW> {
+/// Adam (AdamW's settings without weight decay) over every variable of `varmap`, fused
+/// ([`FusedAdam`]: the numbers of `candle_nn::AdamW`, one pass per parameter).
+pub fn adam(varmap: &VarMap, lr: f64) -> candle_core::Result<FusedAdam> {
     let params = ParamsAdamW {
         lr,
         weight_decay: 0.0,
         ..ParamsAdamW::default()
     };
-    AdamW::new(varmap.all_vars(), params)
+    FusedAdam::new(varmap.all_vars(), params)
 }
 
 /// Draws a batch of `n` points from `data` and checks it: shape `(n, 2)`, finite values.
@@ -236,7 +238,7 @@ fn optimise(
 ) -> anyhow::Result<TrainReport> {
     let mut opt = adam(varmap, cfg.lr)?;
     let bar = if cfg.progress {
-        let bar = ProgressBar::new(cfg.steps as u64);
+        let bar = crate::jobs::bar(cfg.steps as u64);
         let style = ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
             .context("progress bar template")?
             .progress_chars("=> ");

@@ -15,11 +15,16 @@ use crate::train::{train_ncsn, TrainConfig};
 use anyhow::{Context as _, Result};
 use gmm::datasets::paper_mixture;
 use gmm::GaussianMixture;
-use langevin::{annealed_langevin, geometric_sigmas, langevin, AnnealedLangevin, StepConvention};
+use indicatif::ProgressBar;
+use langevin::blocks::BLOCK;
+use langevin::{
+    annealed_langevin_into, geometric_sigmas, in_blocks, langevin_into, AnnealedLangevin, StepConvention, Trajectory,
+};
 use ndarray::Array2;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 /// Particles, as in the paper.
@@ -93,47 +98,104 @@ pub fn annealed_config() -> Result<AnnealedLangevin> {
     Ok(config)
 }
 
-/// Plain Langevin (`PLAIN_EPS`, `PLAIN_STEPS`, paper convention) with `plain_score`, then annealed
-/// Langevin (`config`) with `level_score`, both from `x0` and drawing from `rng` in that order,
-/// under one progress bar. Returns the final particles of each.
+/// A score for the samplers below: `score(x, level, out)` writes the score of the particles `x` at
+/// noise level `level` into `out` (plain Langevin asks for [`PLAIN_LEVEL`]).
+pub trait LevelScore: Fn(&Array2<f64>, usize, &mut Array2<f64>) -> langevin::Result<()> + Sync {}
+impl<F: Fn(&Array2<f64>, usize, &mut Array2<f64>) -> langevin::Result<()> + Sync> LevelScore for F {}
+
+/// The level plain Langevin asks its [`LevelScore`] for (the exact score uses the unperturbed
+/// `p`, the learned one its smallest level).
+pub const PLAIN_LEVEL: usize = usize::MAX;
+
+/// The exact scores as a [`LevelScore`]: `grad log p` for [`PLAIN_LEVEL`], else
+/// `grad log p_sigma_level` of `perturbed[level]`, computed in place ([`GaussianMixture::score_into`]).
+pub fn exact_score<'a>(p: &'a GaussianMixture, perturbed: &'a [GaussianMixture]) -> impl LevelScore + 'a {
+    move |x: &Array2<f64>, level: usize, out: &mut Array2<f64>| {
+        let q = if level == PLAIN_LEVEL { p } else { &perturbed[level] };
+        q.score_into(x.view(), out.view_mut());
+        Ok(())
+    }
+}
+
+/// Annealed Langevin (`config`) from `x0` with `score`. With `block = Some(b)`, in blocks of `b`
+/// particles on every core ([`langevin::in_blocks`]; each block its own stream drawn from `rng`,
+/// so the samples do not depend on the thread count): the exact scores, and what
+/// `cargo bench -p toy2d --bench langevin` measures. With `None`, one chain on `rng` itself (the
+/// learned network is cheapest on the whole batch at once). `bar` ticks once per block and step.
+pub fn sample_annealed(
+    x0: &Array2<f64>,
+    score: &impl LevelScore,
+    config: &AnnealedLangevin,
+    block: Option<usize>,
+    rng: &mut ChaCha8Rng,
+    bar: &ProgressBar,
+) -> langevin::Result<Array2<f64>> {
+    let tick = !bar.is_hidden(); // (a hidden bar's `inc` still reads the clock)
+    let chain = |xb: Array2<f64>, r: &mut ChaCha8Rng| {
+        let level_score = |x: &Array2<f64>, level: usize, _: f64, out: &mut Array2<f64>| {
+            if tick {
+                bar.inc(1);
+            }
+            score(x, level, out)
+        };
+        annealed_langevin_into(xb, level_score, config, r)
+    };
+    run_chains(x0, block, rng, chain)
+}
+
+/// `chain` on blocks of `x0` ([`in_blocks`]) or, without a block size, on all of it with `rng`.
+fn run_chains(
+    x0: &Array2<f64>,
+    block: Option<usize>,
+    rng: &mut ChaCha8Rng,
+    chain: impl Fn(Array2<f64>, &mut ChaCha8Rng) -> langevin::Result<Trajectory<Array2<f64>>> + Sync,
+) -> langevin::Result<Array2<f64>> {
+    Ok(match block {
+        Some(block) => in_blocks(x0.view(), block, 0, rng, chain)?.samples,
+        None => chain(x0.clone(), rng)?.samples,
+    })
+}
+
+/// Plain Langevin (`PLAIN_EPS`, `PLAIN_STEPS`, paper convention) from `x0` with
+/// `score(x, PLAIN_LEVEL, out)`, in blocks as [`sample_annealed`].
+pub fn sample_plain(
+    x0: &Array2<f64>,
+    score: &impl LevelScore,
+    block: Option<usize>,
+    rng: &mut ChaCha8Rng,
+    bar: &ProgressBar,
+) -> langevin::Result<Array2<f64>> {
+    let tick = !bar.is_hidden();
+    let chain = |xb: Array2<f64>, r: &mut ChaCha8Rng| {
+        let plain_score = |x: &Array2<f64>, out: &mut Array2<f64>| {
+            if tick {
+                bar.inc(1);
+            }
+            score(x, PLAIN_LEVEL, out)
+        };
+        langevin_into(xb, plain_score, PLAIN_EPS, PLAIN_STEPS, StepConvention::Paper, None, r)
+    };
+    run_chains(x0, block, rng, chain)
+}
+
+/// Plain then annealed Langevin from `x0` with `score`, drawing from `rng` in that order, under
+/// one progress bar. Returns the final particles of each.
 fn plain_and_annealed(
     ctx: &Context,
     label: &str,
     x0: &Array2<f64>,
-    mut plain_score: impl FnMut(&Array2<f64>) -> langevin::Result<Array2<f64>>,
-    mut level_score: impl FnMut(&Array2<f64>, usize) -> langevin::Result<Array2<f64>>,
+    score: &impl LevelScore,
     config: &AnnealedLangevin,
-    rng: &mut rand_chacha::ChaCha8Rng,
+    block: Option<usize>,
+    rng: &mut ChaCha8Rng,
 ) -> Result<(Array2<f64>, Array2<f64>)> {
+    let blocks = block.map_or(1, |b| x0.nrows().div_ceil(b));
     let bar = ctx.bar(
-        (PLAIN_STEPS + config.sigmas.len() * config.steps_per_level) as u64,
+        ((PLAIN_STEPS + config.sigmas.len() * config.steps_per_level) * blocks) as u64,
         label,
     );
-    let plain = langevin(
-        x0.clone(),
-        |x| {
-            bar.inc(1);
-            plain_score(x)
-        },
-        PLAIN_EPS,
-        PLAIN_STEPS,
-        StepConvention::Paper,
-        None,
-        rng,
-    )
-    .map_err(sampler_err)?
-    .samples;
-    let annealed = annealed_langevin(
-        x0.clone(),
-        |x, level, _| {
-            bar.inc(1);
-            level_score(x, level)
-        },
-        config,
-        rng,
-    )
-    .map_err(sampler_err)?
-    .samples;
+    let plain = sample_plain(x0, score, block, rng, &bar).map_err(sampler_err)?;
+    let annealed = sample_annealed(x0, score, config, block, rng, &bar).map_err(sampler_err)?;
     bar.finish_and_clear();
     Ok((plain, annealed))
 }
@@ -157,9 +219,9 @@ pub fn run(ctx: &Context) -> Result<Table> {
         ctx,
         "Langevin, exact scores",
         &x0,
-        |x| Ok(p.score(x.view())),
-        |x, level| Ok(perturbed[level].score(x.view())),
+        &exact_score(&p, &perturbed),
         &config,
+        Some(BLOCK),
         &mut rng,
     )?;
     let exact = vec![
@@ -183,16 +245,19 @@ pub fn run(ctx: &Context) -> Result<Table> {
         .context("training the NCSN")?;
     let last = sigmas.len() - 1;
     let mut rng = ctx.rng(21);
-    let learned_score = |x: &Array2<f64>, level: usize| -> langevin::Result<Array2<f64>> {
-        Ok(score_array(&model, x.view(), Some(level), &ctx.device)?)
+    let learned_score = |x: &Array2<f64>, level: usize, out: &mut Array2<f64>| -> langevin::Result<()> {
+        let level = if level == PLAIN_LEVEL { last } else { level };
+        *out = score_array(&model, x.view(), Some(level), &ctx.device)?;
+        Ok(())
     };
+    // One chain on `rng`: the network is cheapest on the whole batch at once.
     let (plain_l, annealed_l) = plain_and_annealed(
         ctx,
         "Langevin, learned scores",
         &x0,
-        |x| learned_score(x, last),
-        learned_score,
+        &learned_score,
         &config,
+        None,
         &mut rng,
     )?;
     let learned = vec![

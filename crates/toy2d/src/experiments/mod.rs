@@ -14,6 +14,7 @@ pub mod ncsn2d;
 pub mod score_field;
 pub mod trajectories;
 
+use crate::jobs::Slots;
 use crate::output::OutDir;
 use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,6 +22,7 @@ use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
+use std::sync::Arc;
 
 /// What every experiment gets from the command line.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct Context {
     pub device: Device,
     /// Show progress bars.
     pub progress: bool,
+    /// How many experiment parts compute at once ([`crate::jobs`]).
+    pub jobs: Arc<Slots>,
 }
 
 impl Context {
@@ -56,7 +60,7 @@ impl Context {
         if !self.progress {
             return ProgressBar::hidden();
         }
-        let bar = ProgressBar::new(len);
+        let bar = crate::jobs::bar(len);
         let style = ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} ({eta})")
             .map(|s| s.progress_chars("=> "))
             .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -102,17 +106,36 @@ impl Experiment {
         }
     }
 
-    /// Runs the experiment: figures and JSON into `ctx.out`, a table back.
-    pub fn run(self, ctx: &Context) -> anyhow::Result<Table> {
+    /// About how many seconds of one core the experiment takes (a 2-core x86 box): parts that
+    /// wait for a slot of `ctx.jobs` start longest-first.
+    pub fn cost(self) -> u64 {
         match self {
+            Experiment::ScoreField => 10,
+            Experiment::LangevinWeights => 7,
+            Experiment::Manifold => 10,
+            Experiment::Ncsn2d => ncsn2d::COST_PER_TOY * TOYS_IN_NCSN2D,
+            Experiment::Trajectories => 1,
+        }
+    }
+
+    /// Runs the experiment: figures and JSON into `ctx.out`, a table back. It computes inside a
+    /// slot of `ctx.jobs` (`ncsn2d`: each data set in its own slot).
+    pub fn run(self, ctx: &Context) -> anyhow::Result<Table> {
+        let run = || match self {
             Experiment::ScoreField => score_field::run(ctx),
             Experiment::LangevinWeights => langevin_weights::run(ctx),
             Experiment::Manifold => manifold::run(ctx),
             Experiment::Ncsn2d => ncsn2d::run(ctx),
             Experiment::Trajectories => trajectories::run(ctx),
+        };
+        match self {
+            Experiment::Ncsn2d => run(),
+            _ => ctx.jobs.run(self.cost(), run),
         }
     }
 }
+
+const TOYS_IN_NCSN2D: u64 = ncsn2d::TOYS.len() as u64;
 
 /// A small text table for the terminal.
 #[derive(Debug, Clone, Default)]
@@ -243,6 +266,7 @@ mod tests {
             steps: None,
             device: Device::Cpu,
             progress: false,
+            jobs: Arc::new(Slots::new(1)),
         };
         let (a, b, c): (u64, u64, u64) = (ctx.rng(1).random(), ctx.rng(1).random(), ctx.rng(2).random());
         assert_eq!(a, b);

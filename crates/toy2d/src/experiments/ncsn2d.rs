@@ -59,6 +59,8 @@ pub const EPS_RATIO: f64 = 0.2;
 pub const STEPS_PER_LEVEL: usize = 100;
 /// Noisy points per level at which the score error is measured.
 pub const ERROR_POINTS: usize = 1000;
+/// About how many seconds of one core one data set takes (see [`crate::jobs`]).
+pub const COST_PER_TOY: u64 = 12;
 
 /// One data set in `ncsn2d.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -288,8 +290,10 @@ pub fn run(ctx: &Context) -> Result<Table> {
     let mut results = Vec::new();
     let mut samples = Vec::new();
     let mut datas = Vec::new();
-    for (t, toy) in TOYS.into_iter().enumerate() {
-        let (result, x, fresh) = run_toy(toy, t, &settings, ctx)?;
+    // The data sets are independent (own streams, own models): side by side, each in a slot.
+    let parts = TOYS.into_iter().enumerate().map(|part| (COST_PER_TOY, part)).collect();
+    for out in crate::jobs::map_parallel(&ctx.jobs, parts, |(t, toy)| run_toy(toy, t, &settings, ctx)) {
+        let (result, x, fresh) = out?;
         results.push(result);
         samples.push(x);
         datas.push(fresh);

@@ -6,14 +6,15 @@
 //! `eps = 0.1` in the paper's convention). At large `sigma` the field points everything to one
 //! broad bump whose mass is split 1:4; as `sigma` shrinks the bump splits into the two modes and
 //! the particles go to the side they are on, in the right proportions.
-use super::langevin_weights::annealed_config;
+use super::langevin_weights::{annealed_config, exact_score};
 use super::score_field::arrow_vectors;
 use super::{sampler_err, uniform_square, Context, Table};
 use crate::plot::{self, density_color, draw_arrows, draw_heatmap, draw_points, plot_err, square_chart, Grid, FONT};
 use anyhow::{Context as _, Result};
 use gmm::datasets::paper_mixture;
 use gmm::GaussianMixture;
-use langevin::annealed_langevin;
+use langevin::blocks::BLOCK;
+use langevin::{annealed_langevin_into, in_blocks};
 use ndarray::Array2;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -110,12 +111,11 @@ pub fn run(ctx: &Context) -> Result<Table> {
         .context("perturbing the mixture")?;
     let mut rng = ctx.rng(50);
     let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-    let traj = annealed_langevin(
-        x0,
-        |x, level, _| Ok(perturbed[level].score(x.view())),
-        &config,
-        &mut rng,
-    )
+    // The sampler of `langevin-weights`, in its blocks, keeping the snapshots.
+    let score = exact_score(&p, &perturbed);
+    let traj = in_blocks(x0.view(), BLOCK, 0, &mut rng, |xb, r| {
+        annealed_langevin_into(xb, |x, level, _, out| score(x, level, out), &config, r)
+    })
     .map_err(sampler_err)?;
 
     // the field of each level: density shading and arrows
