@@ -10,14 +10,12 @@
 /// Tells glibc's `malloc` to keep freed memory for reuse (no-op elsewhere). Call once, early.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const KEEP: libc::c_int = 64 << 20; // 64 MB
-                                            // SAFETY: mallopt only changes allocator parameters; it is called before the worker
-                                            // threads start, and any value is valid for these three.
-        unsafe {
-            libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP);
-            libc::mallopt(libc::M_TOP_PAD, KEEP);
-            libc::mallopt(libc::M_MMAP_THRESHOLD, KEEP);
-        }
+    // SAFETY: mallopt only changes allocator parameters; it is called before the worker threads
+    // start. glibc refuses an mmap threshold above 32 MiB (its maximum on 64-bit), so that one is
+    // 32 MiB; the trim threshold and top pad keep 64 MiB.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
     }
 }

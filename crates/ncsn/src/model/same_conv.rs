@@ -85,8 +85,8 @@ pub fn conv_weight_grad(x: &Tensor, dy: &Tensor, kernel: usize, dilation: usize)
             views.push(padded.narrow(2, dilation * u, h)?.narrow(3, dilation * v, w)?);
         }
     }
-    let col = Tensor::stack(&views, 2)?.reshape((b, cin * kernel * kernel, h * w))?; // [B, K, HW]
-                                                                                     // dW = sum_b dY_b col_b^T
+    // col: [B, K, HW]; then dW = sum_b dY_b col_b^T
+    let col = Tensor::stack(&views, 2)?.reshape((b, cin * kernel * kernel, h * w))?;
     dy.reshape((b, cout, h * w))?
         .matmul(&col.transpose(1, 2)?)?
         .sum(0)?
