@@ -247,7 +247,6 @@ impl Trainer {
         if let Some(ema) = &mut self.ema {
             ema.update()?;
         }
-        self.device.synchronize()?;
         self.phases = StepPhases {
             data: t1 - t0,
             forward: t2 - t1,
