@@ -9,6 +9,8 @@
 //! - [`dynamics`]: plain Langevin dynamics with a fixed step and the two step conventions.
 //! - [`annealed`]: annealed Langevin dynamics, the final denoising step, trajectories, and
 //!   [`annealed::Projection`] hooks (used for inpainting).
+//! - [`score`]: the [`NoiseConditionalScore`] trait (a score known at levels `sigma_i`) and the
+//!   sampler driven by one, [`sample_annealed`].
 //! - [`blocks`]: independent chains on blocks of rows, on every core, each block with its own
 //!   seeded stream (the samples do not depend on the thread count).
 //!
@@ -30,6 +32,7 @@ pub mod dynamics;
 mod error;
 pub mod particles;
 pub mod schedule;
+pub mod score;
 
 pub use annealed::{
     annealed_langevin, annealed_langevin_into, annealed_langevin_projected, annealed_langevin_projected_into,
@@ -40,6 +43,7 @@ pub use dynamics::{langevin, langevin_into, langevin_step, StepConvention};
 pub use error::Error;
 pub use particles::{randn_tensor, Particles};
 pub use schedule::{geometric_sigmas, ncsnv2};
+pub use score::{sample_annealed, NoiseConditionalScore};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
