@@ -8,6 +8,7 @@
 //! | [`gmm`] | Gaussian mixtures and toy data sets with exact densities, scores and divergences |
 //! | [`langevin`] | noise schedules, Langevin and annealed Langevin dynamics |
 //! | [`score_matching`] | the objectives: explicit, implicit, sliced, denoising, noise-conditional |
+//! | [`workbench`] | what the applications share: seeded initialisation, Adam, devices, atomic files |
 //! | [`toy2d`] | learned 2D scores and the paper's toy experiments |
 //! | [`ncsn`] | the image model (RefineNet + CondInstanceNorm++), training, sampling |
 pub use gmm;
@@ -15,6 +16,7 @@ pub use langevin;
 pub use ncsn;
 pub use score_matching;
 pub use toy2d;
+pub use workbench;
 
 #[cfg(doctest)]
 mod book;

@@ -231,7 +231,7 @@ pub fn save(dir: &Path, meta: &CheckpointMeta, tensors: Vec<(String, Tensor)>) -
     write_atomic_with(&weights, |tmp| {
         std::fs::write(tmp, &bytes).map_err(|e| Error::io(tmp, e))?;
         test_pause("weights-tmp", meta.step);
-        Ok(())
+        Ok::<_, Error>(())
     })?;
     test_pause("weights", meta.step);
     let json = dir.join(CHECKPOINT_JSON);
@@ -239,7 +239,7 @@ pub fn save(dir: &Path, meta: &CheckpointMeta, tensors: Vec<(String, Tensor)>) -
     write_atomic_with(&json, |tmp| {
         std::fs::write(tmp, text.as_bytes()).map_err(|e| Error::io(tmp, e))?;
         test_pause("json-tmp", meta.step);
-        Ok(())
+        Ok::<_, Error>(())
     })?;
     test_pause("json", meta.step);
     remove_stale_weights(dir, Some(&meta.weights));
@@ -264,15 +264,17 @@ pub fn weights_name(step: u64) -> String {
     format!("checkpoint-{step:08}.safetensors")
 }
 
-/// Builds the score network of `config` on `device` with fresh variables; with `seed`, they
-/// are drawn reproducibly ([`crate::model::seeded_init`]).
+/// Builds the score network of `config` on `device` with fresh variables; with `seed`, every
+/// layer draws its initial values from a generator seeded with it
+/// ([`workbench::init::seeded_var_builder`]), without, from candle's (for weights about to be
+/// loaded).
 pub fn build_model(config: &ModelConfig, device: &Device, seed: Option<u64>) -> Result<(VarMap, CondRefineNetDilated)> {
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let vb = match seed {
+        Some(seed) => workbench::init::seeded_var_builder(&varmap, seed, DType::F32, device),
+        None => VarBuilder::from_varmap(&varmap, DType::F32, device),
+    };
     let model = CondRefineNetDilated::new(config, vb)?;
-    if let Some(seed) = seed {
-        crate::model::seeded_init(&varmap, seed)?;
-    }
     Ok((varmap, model))
 }
 

@@ -243,7 +243,7 @@ fn progress() -> Progress {
 
 /// Loads the model and says which weights are used.
 fn load(args: &ModelArgs) -> Result<(LoadedModel, Device)> {
-    let device = crate::parse_device(&args.device)?;
+    let device = workbench::parse_device(&args.device, "ncsn")?;
     let loaded = load_model(&args.checkpoint, args.model_config.as_deref(), &device)?;
     Ok((loaded, device))
 }
@@ -569,7 +569,7 @@ pub fn peak_resident_bytes() -> Option<u64> {
 /// `ncsn bench`: the training step and the sampling step as `ncsn train` and `ncsn sample` run
 /// them, the per-layer profile and the peak memory.
 pub fn run_bench_command(args: &BenchArgs) -> Result<()> {
-    let device = crate::parse_device(&args.device)?;
+    let device = workbench::parse_device(&args.device, "ncsn")?;
     let train = args.train_config()?;
     args.validate(&train)?;
     let options = BenchOptions {

@@ -51,6 +51,20 @@ pub enum Error {
     /// An error of the noise schedule.
     #[error(transparent)]
     Langevin(#[from] langevin::Error),
+    /// A stored tensor that does not fit (from the shared plumbing, where no file is known).
+    #[error(transparent)]
+    Workbench(workbench::Error),
+}
+
+impl From<workbench::Error> for Error {
+    fn from(e: workbench::Error) -> Self {
+        match e {
+            workbench::Error::Io { path, source } => Error::Io { path, source },
+            workbench::Error::Device(message) => Error::Device(message),
+            workbench::Error::Candle(e) => Error::Candle(e),
+            other => Error::Workbench(other),
+        }
+    }
 }
 
 /// A number for a message: plain when it reads well (`0.001`, `-0.1`, `1000`), in exponent form

@@ -1,7 +1,6 @@
-//! Files and folders: writing atomically (into a temporary file in the same folder, then renamed
-//! over the target, so that a crash never leaves a half-written checkpoint, log or figure), and
-//! removing the temporaries a crash left; the lock that makes one process the only writer of a
-//! run folder; checks of user-given paths (file or folder, writable output); the test-only
+//! Files and folders: atomic writes and the removal of the temporaries a crash left (the
+//! workbench's, re-exported); safetensors files written atomically; the lock that makes one
+//! process the only writer of a run folder; checks of user-given paths (file or folder, writable output); the test-only
 //! pause hook of the fault tests.
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -11,73 +10,18 @@ use candle_core::Tensor;
 
 use crate::error::{Error, Result};
 
-/// Calls `write(tmp)` with the path of a fresh temporary file beside `path`, flushes it to disk
-/// and renames it to `path`. If `write` fails, the temporary file is removed.
-pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    write(tmp.path())?;
-    // Temporary files are created private (0600); the result is an ordinary file (0644).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| Error::io(tmp.path(), e))?;
-    }
-    std::fs::File::open(tmp.path())
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
-}
-
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, |tmp| {
-        let mut f = std::fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(tmp, e))
-    })
-}
+pub use workbench::files::{is_temporary, remove_temporaries, write_atomic, write_atomic_with};
 
 /// Writes named tensors as a safetensors file at `path` atomically (through
 /// [`write_atomic`]: the safetensors library's own file writer would leave its own temporary
 /// files behind when the process is killed).
 pub fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    write_atomic(path, &safetensors_bytes(path, tensors)?)
+    Ok(write_atomic(path, &safetensors_bytes(path, tensors)?)?)
 }
 
 /// The bytes of a safetensors file of `tensors` (to be written at `path`, named in errors).
 pub fn safetensors_bytes(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
     safetensors::serialize(tensors, None).map_err(|e| Error::data(path, format!("cannot serialise the tensors: {e}")))
-}
-
-/// Whether `name` is a temporary file of an atomic write: ours (`.<name>.<random>.tmp`) or the
-/// safetensors library's (`.tmp<random>`, from older versions of this program).
-pub fn is_temporary(name: &str) -> bool {
-    name.starts_with('.') && (name.ends_with(".tmp") || name.starts_with(".tmp"))
-}
-
-/// Removes the temporary files of interrupted atomic writes in `dir` (see [`is_temporary`]).
-/// Only for a folder this process holds the [`RunLock`] of: nobody else is writing there.
-pub fn remove_temporaries(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if is_temporary(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
 }
 
 /// File name of the lock of a run folder.
@@ -209,28 +153,5 @@ pub fn test_pause(point: &str, step: u64) {
     eprintln!("{TEST_PAUSE_VAR}: paused at {point}");
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failed_write_leaves_the_old_file_and_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.txt");
-        write_atomic(&path, b"first").unwrap();
-        let failed = write_atomic_with(&path, |tmp| {
-            std::fs::write(tmp, b"half").unwrap();
-            Err(Error::data(tmp, "simulated failure"))
-        });
-        assert!(failed.is_err());
-        assert_eq!(std::fs::read(&path).unwrap(), b"first");
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "temporary file removed"
-        );
     }
 }

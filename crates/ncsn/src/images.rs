@@ -109,7 +109,7 @@ pub struct Figure {
 impl Figure {
     /// Draws the figure.
     pub fn render(&self) -> Result<RgbImage> {
-        crate::plot::register_font();
+        workbench::font::register();
         let (tw, th) = self
             .rows
             .iter()
@@ -177,7 +177,7 @@ pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageOutputFormat::Png)
         .map_err(|e| Error::data(path, format!("cannot encode PNG: {e}")))?;
-    write_atomic(path, &png)
+    Ok(write_atomic(path, &png)?)
 }
 
 /// Writes `frames` (same size) as an animated GIF that loops, `delay_ms` per frame and

@@ -10,13 +10,11 @@
 //! - [`limits`]: what a command will need, checked against the machine's memory first;
 //! - [`sample`], [`inpaint`]: annealed Langevin sampling and inpainting; [`load`]: a run folder
 //!   or a converted reference checkpoint; [`images`]: sample grids and GIFs.
-pub mod alloc;
 pub mod bench;
 pub mod checkpoint;
 pub mod commands;
 pub mod config;
 pub mod data;
-pub mod device;
 pub mod ema;
 mod error;
 pub mod fsutil;
@@ -26,7 +24,6 @@ pub mod limits;
 pub mod load;
 pub mod log;
 pub mod model;
-pub mod optim;
 pub mod plot;
 pub mod sample;
 pub mod train;
@@ -34,6 +31,5 @@ pub mod vars;
 
 pub use checkpoint::{load_checkpoint, LoadedModel};
 pub use config::{DatasetKind, Overrides, TrainConfig};
-pub use device::parse_device;
 pub use error::{show_number, Error, Result};
 pub use train::{train_new, train_resume, Progress, RunOptions, RunSummary, Trainer};

@@ -154,7 +154,7 @@ impl LossLog {
             text.push_str(&r.to_csv());
             text.push('\n');
         }
-        write_atomic(&self.path, text.as_bytes())
+        Ok(write_atomic(&self.path, text.as_bytes())?)
     }
 
     /// Appends a row to the file.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use ncsn::{parse_device, train_new, train_resume, Overrides, Progress, RunOptions, TrainConfig};
+use ncsn::{train_new, train_resume, Overrides, Progress, RunOptions, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -71,7 +71,7 @@ struct TrainArgs {
 }
 
 fn train(args: TrainArgs) -> ncsn::Result<()> {
-    let device = parse_device(&args.device)?;
+    let device = workbench::parse_device(&args.device, "ncsn")?;
     let file = match &args.config {
         Some(path) => Overrides::from_toml_file(path)?,
         None => Overrides::default(),
@@ -112,7 +112,7 @@ fn train(args: TrainArgs) -> ncsn::Result<()> {
 }
 
 fn main() -> ExitCode {
-    ncsn::alloc::keep_freed_memory();
+    workbench::alloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train(args),

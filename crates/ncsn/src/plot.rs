@@ -1,33 +1,19 @@
 //! The loss figure of a run (`loss.png`): left, the DSM loss on training and test batches
 //! against the step; right, the training loss at each noise level. Both on a log scale.
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::log::{LogRow, Split};
-
-/// The font, embedded: there are no system fonts to rely on.
-const FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
-
-pub(crate) fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The embedded file is a valid TrueType font; if registering ever failed, text would
-        // be missing from the figure but nothing else would break.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
-}
 
 /// Figure size in pixels.
 pub const SIZE: (u32, u32) = (1280, 520);
 
 /// Draws the loss curves of `rows` (noise levels `sigmas`) and writes a PNG to `path` atomically.
 pub fn plot_losses(rows: &[LogRow], sigmas: &[f64], title: &str, path: &Path) -> Result<()> {
-    register_font();
+    workbench::font::register();
     let (w, h) = SIZE;
     let mut buf = vec![0u8; (w * h * 3) as usize];
     draw(&mut buf, rows, sigmas, title).map_err(|e| Error::data(path, format!("cannot draw the loss plot: {e}")))?;
@@ -35,7 +21,7 @@ pub fn plot_losses(rows: &[LogRow], sigmas: &[f64], title: &str, path: &Path) ->
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageOutputFormat::Png)
         .map_err(|e| Error::data(path, format!("cannot encode PNG: {e}")))?;
-    write_atomic(path, &png)
+    Ok(write_atomic(path, &png)?)
 }
 
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;

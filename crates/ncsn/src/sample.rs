@@ -14,7 +14,7 @@
 use std::ops::Range;
 
 use candle_core::{DType, Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use langevin::{annealed_langevin_projected, AnnealedLangevin, Projection, Snapshot, StepConvention, Trajectory};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -223,14 +223,7 @@ fn merge_snapshots(per_batch: Vec<Vec<Snapshot<Tensor>>>) -> Result<Vec<Snapshot
 
 fn progress_bar(progress: Progress, total: u64) -> ProgressBar {
     match progress {
-        Progress::Bar => {
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} steps, eta {eta} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar
-        }
+        Progress::Bar => workbench::progress::run_bar(total, 0),
         _ => ProgressBar::hidden(),
     }
 }

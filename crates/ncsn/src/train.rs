@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use score_matching::anneal_dsm::{anneal_dsm_per_example, draw_levels, per_level_means, sigmas_tensor};
@@ -32,9 +32,9 @@ use crate::error::{Error, Result};
 use crate::fsutil::{remove_temporaries, write_atomic, RunLock};
 use crate::log::{LogRow, LossLog, Split};
 use crate::model::CondRefineNetDilated;
-use crate::optim::{Adam, AdamConfig};
 use crate::plot::plot_losses;
-use crate::vars::{load_into, named_vars};
+use crate::vars::{load_into, named_vars, stored_tensor_error};
+use workbench::{Adam, AdamConfig};
 
 /// Stream of the test generator (the training generator uses stream 0, epoch `e`'s data order
 /// stream `e + 1`).
@@ -165,7 +165,9 @@ impl Trainer {
         let vars = named_vars(&t.varmap);
         checkpoint::check_no_extra(&tensors, &vars, t.config.ema, &weights)?;
         load_into(&vars, &tensors, "model.", &weights)?;
-        t.adam.load_state(&tensors, meta.adam_steps, &weights)?;
+        t.adam
+            .load_state(&tensors, meta.adam_steps)
+            .map_err(|e| stored_tensor_error(&weights, e))?;
         if let Some(ema) = &mut t.ema {
             ema.load_state(&tensors, &weights)?;
         }
@@ -454,15 +456,7 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
         c.num_levels
     );
     let bar = match options.progress {
-        Progress::Bar => {
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} eta {eta} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.set_position(start_step);
-            bar
-        }
+        Progress::Bar => workbench::progress::run_bar(total, start_step),
         _ => ProgressBar::hidden(),
     };
     // Every log row as a line when not on a terminal; on a terminal the bar shows the training

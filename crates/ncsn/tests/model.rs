@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use ncsn::model::{reference_shapes, seeded_init, CondInstanceNormPlusPlus, CondRefineNetDilated, ModelConfig};
+use ncsn::model::{reference_shapes, CondInstanceNormPlusPlus, CondRefineNetDilated, ModelConfig};
 
 /// Exact parameter counts of the reference `CondRefineNetDilated` (PyTorch's
 /// `sum(p.numel() for p in model.parameters())`, 173 tensors each).
@@ -13,6 +13,14 @@ const MNIST_PARAMETERS: usize = 7_638_657;
 fn build(cfg: &ModelConfig, dtype: DType) -> (VarMap, CondRefineNetDilated) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu);
+    let model = CondRefineNetDilated::new(cfg, vb).expect("model builds");
+    (varmap, model)
+}
+
+/// The network with every variable drawn from `seed` (the seeded `VarBuilder`).
+fn seeded(cfg: &ModelConfig, dtype: DType, seed: u64) -> (VarMap, CondRefineNetDilated) {
+    let varmap = VarMap::new();
+    let vb = workbench::init::seeded_var_builder(&varmap, seed, dtype, &Device::Cpu);
     let model = CondRefineNetDilated::new(cfg, vb).expect("model builds");
     (varmap, model)
 }
@@ -124,8 +132,7 @@ fn input(cfg: &ModelConfig, batch: usize, seed: u64) -> Tensor {
 #[test]
 fn forward_is_deterministic_shaped_and_conditioned() {
     for cfg in [small(3, 32), small(1, 28)] {
-        let (varmap, model) = build(&cfg, DType::F32);
-        seeded_init(&varmap, 7).unwrap();
+        let (_varmap, model) = seeded(&cfg, DType::F32, 7);
         let x = input(&cfg, 2, 1);
         let labels = Tensor::new(&[0u32, 9], &Device::Cpu).unwrap();
         let a = model.forward(&x, &labels).unwrap();
@@ -139,7 +146,7 @@ fn forward_is_deterministic_shaped_and_conditioned() {
         );
         assert!(a_v.iter().all(|v| v.is_finite()));
 
-        // The same images under other noise levels: seeded_init draws every level's gamma and alpha
+        // The same images under other noise levels: the seeded initialisation draws every level's gamma and alpha
         // separately, so outputs must differ (by far more than rounding).
         let other = model
             .forward(&x, &Tensor::new(&[3u32, 4], &Device::Cpu).unwrap())
@@ -297,16 +304,15 @@ fn initialisation_follows_the_reference_rules() {
     let cfg = small(3, 32);
     let (varmap, _) = build(&cfg, DType::F32);
     check_init(&varmap); // candle's own draws in `new`
-    seeded_init(&varmap, 3).unwrap();
+    let (varmap, _) = seeded(&cfg, DType::F32, 3);
     check_init(&varmap);
 }
 
 #[test]
-fn seeded_init_is_reproducible() {
+fn seeded_initialisation_is_reproducible() {
     let cfg = ModelConfig { ngf: 4, ..small(3, 32) };
     let values = |seed: u64| {
-        let (varmap, _) = build(&cfg, DType::F32);
-        seeded_init(&varmap, seed).unwrap();
+        let (varmap, _) = seeded(&cfg, DType::F32, seed);
         let data = varmap.data().lock().unwrap();
         let mut names: Vec<_> = data.keys().cloned().collect();
         names.sort();
@@ -325,8 +331,7 @@ fn seeded_init_is_reproducible() {
 #[test]
 fn checkpoint_round_trip_gives_the_same_output() {
     let cfg = ModelConfig { ngf: 4, ..small(3, 32) };
-    let (varmap, model) = build(&cfg, DType::F32);
-    seeded_init(&varmap, 5).unwrap();
+    let (varmap, model) = seeded(&cfg, DType::F32, 5);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     varmap.save(&path).unwrap();

@@ -10,7 +10,7 @@ use candle_nn::{VarBuilder, VarMap};
 use ncsn::model::conv::Conv2d;
 use ncsn::model::pool::{avg_pool5_same, mean_pool2};
 use ncsn::model::resize::{interpolation_matrix, BilinearResize};
-use ncsn::model::{seeded_init, CondInstanceNormPlusPlus, CondRefineNetDilated, ModelConfig};
+use ncsn::model::{CondInstanceNormPlusPlus, CondRefineNetDilated, ModelConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -207,8 +207,8 @@ fn whole_network_differentiates() {
         num_classes: 4,
     };
     let varmap = VarMap::new();
-    let model = CondRefineNetDilated::new(&cfg, VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu)).unwrap();
-    seeded_init(&varmap, 6).unwrap();
+    let vb = workbench::init::seeded_var_builder(&varmap, 6, DType::F64, &Device::Cpu);
+    let model = CondRefineNetDilated::new(&cfg, vb).unwrap();
     let mut vars = varmap.all_vars();
     let x = Var::from_tensor(&randn(&mut rng, &[2, 3, 8, 8]).affine(0.3, 0.5).unwrap()).unwrap();
     vars.push(x.clone());

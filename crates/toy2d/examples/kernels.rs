@@ -44,7 +44,7 @@ fn time_ms(repeats: usize, inner: usize, mut f: impl FnMut()) -> f64 {
 fn main() -> anyhow::Result<()> {
     // As the toy2d CLI: candle's matmuls on one thread, freed memory kept.
     std::env::set_var("RAYON_NUM_THREADS", "1");
-    toy2d::alloc::keep_freed_memory();
+    workbench::alloc::keep_freed_memory();
     let repeats: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(7);
     let p = paper_mixture();
     let config = annealed_config()?;

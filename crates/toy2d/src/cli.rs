@@ -2,9 +2,8 @@
 use crate::experiments::{Context, Experiment, Table};
 use crate::jobs::Slots;
 use crate::output::OutDir;
-use anyhow::{bail, Context as _, Result};
-use candle_core::Device;
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 
@@ -24,9 +23,9 @@ pub struct Cli {
     /// Training steps of every learned model (default: each experiment's own, e.g. 10,000 for score-field).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub steps: Option<u64>,
-    /// Device the networks run on.
-    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
+    /// Device the networks run on: `cpu`, `cuda` or `cuda:N` (a build with the `cuda` feature).
+    #[arg(long, global = true, value_name = "DEVICE", default_value = "cpu")]
+    pub device: String,
     /// Hide progress bars.
     #[arg(long, global = true)]
     pub quiet: bool,
@@ -60,33 +59,6 @@ pub enum Command {
     All,
 }
 
-/// `--device`.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum DeviceArg {
-    /// The CPU.
-    Cpu,
-    /// The first NVIDIA GPU (needs the `cuda` feature).
-    Cuda,
-}
-
-impl DeviceArg {
-    /// The candle device, or a clear error when the binary was built without CUDA.
-    pub fn device(self) -> Result<Device> {
-        match self {
-            DeviceArg::Cpu => Ok(Device::Cpu),
-            DeviceArg::Cuda => {
-                if !cfg!(feature = "cuda") {
-                    bail!(
-                        "--device cuda: this toy2d was built without the `cuda` feature; rebuild with \
-                         `cargo run --release -p toy2d --features cuda -- ...` or use --device cpu"
-                    );
-                }
-                Device::new_cuda(0).context("--device cuda: cannot open CUDA device 0")
-            }
-        }
-    }
-}
-
 /// The default output folder: `book/src/figures` of the workspace this crate lives in.
 pub fn default_out() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../book/src/figures")
@@ -113,8 +85,8 @@ pub fn run(cli: Cli) -> Result<()> {
     // 2.5 s (5 s wall): each product of a 1000 x 128 batch is too small to share. Set before
     // any work starts, while this is the only thread.
     std::env::set_var("RAYON_NUM_THREADS", cli.threads.to_string());
-    crate::alloc::keep_freed_memory();
-    let device = cli.device.device()?;
+    workbench::alloc::keep_freed_memory();
+    let device = workbench::parse_device(&cli.device, "toy2d")?;
     let out = OutDir::create(cli.out.clone().unwrap_or_else(default_out))?;
     let steps = match cli.steps {
         Some(s) => Some(usize::try_from(s).context("--steps: expected a number of steps that fits in memory")?),
@@ -189,14 +161,20 @@ mod tests {
             (Some(Command::Manifold), 3, Some(5))
         );
         assert!(Cli::try_parse_from(["toy2d", "--steps", "0"]).is_err());
-        assert!(Cli::try_parse_from(["toy2d", "--device", "tpu"]).is_err());
     }
 
     #[test]
-    fn cuda_without_the_feature_is_a_clear_error() {
+    fn a_wrong_device_is_a_clear_error_before_any_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let cli = Cli::try_parse_from(["toy2d", "--device", "tpu", "--out", out.to_str().unwrap()]).unwrap();
+        let e = run(cli).unwrap_err().to_string();
+        assert!(e.contains("expected `cpu`, `cuda` or `cuda:N`"), "{e}");
         if !cfg!(feature = "cuda") {
-            let e = DeviceArg::Cuda.device().unwrap_err().to_string();
-            assert!(e.contains("cuda") && e.contains("feature"), "{e}");
+            let cli = Cli::try_parse_from(["toy2d", "--device", "cuda", "--out", out.to_str().unwrap()]).unwrap();
+            let e = run(cli).unwrap_err().to_string();
+            assert!(e.contains("--features cuda") && e.contains("-p toy2d"), "{e}");
         }
+        assert!(!out.exists(), "nothing written before the device is known");
     }
 }

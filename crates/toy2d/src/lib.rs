@@ -9,13 +9,11 @@
 //! - [`jobs`]: independent experiments side by side on the available cores.
 //! - [`cli`]: the `toy2d` command line.
 //! - [`output`]: the output folder and atomic writes; [`alloc`]: the C allocator's settings.
-pub mod alloc;
 pub mod cli;
 pub mod experiments;
 pub mod jobs;
 pub mod metrics;
 pub mod model;
-pub mod optim;
 pub mod output;
 pub mod plot;
 pub mod train;

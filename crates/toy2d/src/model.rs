@@ -12,7 +12,6 @@ use candle_core::{bail, DType, Device, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, VarMap};
 use ndarray::{Array2, ArrayView2};
 use rand::Rng;
-use rand_distr::{Distribution, Uniform};
 use score_matching::JvpScore;
 
 /// How a noise-conditional MLP is told the noise level.
@@ -198,31 +197,30 @@ pub struct ScoreMlp {
 }
 
 impl ScoreMlp {
-    /// New MLP with parameters `lin{1,2,3}.{weight,bias}` under `vb` (candle's default
-    /// initialisation; see [`ScoreMlp::seeded`] for a reproducible one).
+    /// New MLP with parameters `lin{1,2,3}.{weight,bias}` under `vb`, initialised as PyTorch
+    /// does ([`linear`]); see [`ScoreMlp::seeded`] for a reproducible draw.
     pub fn new(hidden: usize, vb: VarBuilder) -> Result<Self> {
         if hidden == 0 {
             bail!("ScoreMlp: expected a positive number of hidden units, got 0");
         }
         Ok(Self {
-            lin1: candle_nn::linear(2, hidden, vb.pp("lin1"))?,
-            lin2: candle_nn::linear(hidden, hidden, vb.pp("lin2"))?,
-            lin3: candle_nn::linear(hidden, 2, vb.pp("lin3"))?,
+            lin1: linear(2, hidden, vb.pp("lin1"))?,
+            lin2: linear(hidden, hidden, vb.pp("lin2"))?,
+            lin3: linear(hidden, 2, vb.pp("lin3"))?,
             dtype: vb.dtype(),
         })
     }
 
-    /// A new MLP whose parameters are drawn from `rng` (see [`init_seeded`]): the same seed gives
-    /// the same model. Returns the [`VarMap`] holding the trainable parameters.
+    /// A new MLP whose parameters are drawn from `rng`: the same seed gives the same model.
+    /// Returns the [`VarMap`] holding the trainable parameters.
     pub fn seeded<R: Rng + ?Sized>(
         hidden: usize,
         dtype: DType,
         device: &Device,
         rng: &mut R,
     ) -> Result<(Self, VarMap)> {
-        let varmap = VarMap::new();
-        let model = Self::new(hidden, VarBuilder::from_varmap(&varmap, dtype, device))?;
-        init_seeded(&varmap, rng)?;
+        let (varmap, vb) = seeded_builder(rng, dtype, device);
+        let model = Self::new(hidden, vb)?;
         Ok((model, varmap))
     }
 
@@ -364,7 +362,7 @@ impl NoiseConditionalMlp {
         })
     }
 
-    /// A new model whose random parameters are drawn from `rng` (see [`init_seeded`]).
+    /// A new model whose random parameters are drawn from `rng`.
     pub fn seeded<R: Rng + ?Sized>(
         hidden: usize,
         sigmas: &[f64],
@@ -373,14 +371,8 @@ impl NoiseConditionalMlp {
         device: &Device,
         rng: &mut R,
     ) -> Result<(Self, VarMap)> {
-        let varmap = VarMap::new();
-        let model = Self::new(
-            hidden,
-            sigmas,
-            conditioning,
-            VarBuilder::from_varmap(&varmap, dtype, device),
-        )?;
-        init_seeded(&varmap, rng)?;
+        let (varmap, vb) = seeded_builder(rng, dtype, device);
+        let model = Self::new(hidden, sigmas, conditioning, vb)?;
         Ok((model, varmap))
     }
 
@@ -463,44 +455,23 @@ fn check_points(x: &Tensor) -> Result<()> {
     }
 }
 
-/// Re-draws every `*.weight` of shape `(out, in)` and its `*.bias` from
-/// `U(-1/sqrt(in), 1/sqrt(in))` (PyTorch's default for `nn.Linear`, as in the reference toy) using
-/// the project's seeded `rng`, in the sorted order of the parameter names, so that the same seed
-/// gives the same model (candle's own CPU generator cannot be seeded). Other parameters keep
-/// their deterministic initial values.
-pub fn init_seeded<R: Rng + ?Sized>(varmap: &VarMap, rng: &mut R) -> Result<()> {
-    let vars = varmap
-        .data()
-        .lock()
-        .map_err(|_| candle_core::Error::Msg("VarMap lock poisoned".into()))?;
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    for name in names {
-        let var = &vars[name];
-        let fan_in = if name.ends_with(".weight") {
-            match var.dims() {
-                [_, fan_in] => *fan_in,
-                _ => continue,
-            }
-        } else if let Some(prefix) = name.strip_suffix(".bias") {
-            match vars
-                .get(&format!("{prefix}.weight"))
-                .map(|w| w.dims().to_vec())
-                .as_deref()
-            {
-                Some([_, fan_in]) => *fan_in,
-                _ => continue,
-            }
-        } else {
-            continue;
-        };
-        let bound = 1.0 / (fan_in as f64).sqrt();
-        let uniform = Uniform::new(-bound, bound).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        let values: Vec<f64> = (0..var.elem_count()).map(|_| uniform.sample(rng)).collect();
-        let t = Tensor::from_vec(values, var.shape(), var.device())?.to_dtype(var.dtype())?;
-        var.set(&t)?;
-    }
-    Ok(())
+/// A linear layer `in -> out` with PyTorch's default initialisation for `nn.Linear` (as in the
+/// reference toy): weight and bias from `U(-1/sqrt(in), 1/sqrt(in))`.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let bound = 1.0 / (in_dim as f64).sqrt();
+    let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+    let bias = vb.get_with_hints(out_dim, "bias", init)?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+/// A `VarBuilder` over a fresh `VarMap` whose variables are drawn from a generator seeded by
+/// one draw of `rng` ([`workbench::init::SeededVarMap`]): the same `rng` state gives the same
+/// model.
+fn seeded_builder<R: Rng + ?Sized>(rng: &mut R, dtype: DType, device: &Device) -> (VarMap, VarBuilder<'static>) {
+    let varmap = VarMap::new();
+    let vb = workbench::init::seeded_var_builder(&varmap, rng.random(), dtype, device);
+    (varmap, vb)
 }
 
 /// Evaluates a model on ndarray points `x` of shape `(N, 2)` (`level`: the noise index for

@@ -1,8 +1,5 @@
-//! The output folder of the experiments and atomic file writes.
-//!
-//! Nothing a reader made should be half-written: every file is first written next to its final
-//! name as `name.tmp.ext` (plotters picks the image format from the extension, so the temporary
-//! name keeps it) and then renamed, which replaces the old file in one step.
+//! The output folder of the experiments. Every file is written atomically
+//! ([`workbench::files::write_atomic_with`]): nothing a reader made is ever half-written.
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::fs;
@@ -45,16 +42,12 @@ impl OutDir {
         self.root.join(name)
     }
 
-    /// Writes a file by calling `write(tmp_path)` and renaming the result to `name`.
+    /// Writes the file `name` atomically: `write(tmp)` fills a temporary file (whose name keeps
+    /// the extension, from which plotters picks the image format) that then replaces `name`.
     pub fn write_with(&self, name: &str, write: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
         let target = self.path(name);
-        let tmp = tmp_path(&target);
-        if let Err(e) = write(&tmp) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e.context(format!("while writing `{}`", target.display())));
-        }
-        fs::rename(&tmp, &target)
-            .with_context(|| format!("cannot move `{}` to `{}`", tmp.display(), target.display()))?;
+        workbench::files::write_atomic_with(&target, write)
+            .with_context(|| format!("while writing `{}`", target.display()))?;
         Ok(target)
     }
 
@@ -82,29 +75,9 @@ impl OutDir {
     }
 }
 
-/// `dir/name.ext` -> `dir/name.tmp.ext` (the extension stays last, so image encoders still
-/// recognise the format).
-pub fn tmp_path(target: &Path) -> PathBuf {
-    let stem = target
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = match target.extension() {
-        Some(ext) => format!("{stem}.tmp.{}", ext.to_string_lossy()),
-        None => format!("{stem}.tmp"),
-    };
-    target.with_file_name(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tmp_name_keeps_the_extension_last() {
-        assert_eq!(tmp_path(Path::new("a/b/fig.png")), PathBuf::from("a/b/fig.tmp.png"));
-        assert_eq!(tmp_path(Path::new("x.json")), PathBuf::from("x.tmp.json"));
-    }
 
     #[test]
     fn write_is_atomic_and_failed_writes_leave_no_file() {
@@ -120,7 +93,12 @@ mod tests {
             })
             .unwrap_err();
         assert!(format!("{err:#}").contains("bad.png"));
-        assert!(!out.path("bad.png").exists() && !out.path("bad.tmp.png").exists());
+        assert!(!out.path("bad.png").exists());
+        assert_eq!(
+            fs::read_dir(out.root()).unwrap().count(),
+            1,
+            "only r.json: no temporary left"
+        );
     }
 
     #[test]

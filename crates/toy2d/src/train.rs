@@ -2,16 +2,16 @@
 //! decay, every random draw (initial weights, data, noise, projections, levels) from one
 //! `ChaCha8Rng` seeded by the config, so the same config gives the same model and loss history.
 use crate::model::{Conditioning, NoiseConditionalMlp, ScoreMlp, ScoreModel};
-use crate::optim::FusedAdam;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{Optimizer, VarMap};
 use gmm::GaussianMixture;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use score_matching::{anneal_dsm, denoising, explicit, implicit, sliced};
+use workbench::{Adam, AdamConfig};
 
 /// Distribution of the random projections of sliced score matching.
 pub use score_matching::ProjectionKind;
@@ -129,15 +129,16 @@ pub struct TrainReport {
 /// A sampler of training data: `n` points from `rng`.
 pub type DataSampler<'a> = dyn FnMut(usize, &mut ChaCha8Rng) -> Array2<f64> + 'a;
 
-/// Adam (AdamW's settings without weight decay) over every variable of `varmap`, fused
-/// ([`FusedAdam`]: the numbers of `candle_nn::AdamW`, one pass per parameter).
-pub fn adam(varmap: &VarMap, lr: f64) -> candle_core::Result<FusedAdam> {
-    let params = ParamsAdamW {
-        lr,
-        weight_decay: 0.0,
-        ..ParamsAdamW::default()
-    };
-    FusedAdam::new(varmap.all_vars(), params)
+/// Adam (PyTorch's, betas 0.9 and 0.999, eps 1e-8) over every variable of `varmap`, in the
+/// sorted order of their names.
+pub fn adam(varmap: &VarMap, lr: f64) -> candle_core::Result<Adam> {
+    Adam::new(
+        workbench::vars::named_vars(varmap),
+        AdamConfig {
+            lr,
+            ..AdamConfig::default()
+        },
+    )
 }
 
 /// Draws a batch of `n` points from `data` and checks it: shape `(n, 2)`, finite values.
@@ -239,10 +240,7 @@ fn optimise(
     let mut opt = adam(varmap, cfg.lr)?;
     let bar = if cfg.progress {
         let bar = crate::jobs::bar(cfg.steps as u64);
-        let style = ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .context("progress bar template")?
-            .progress_chars("=> ");
-        bar.set_style(style);
+        bar.set_style(workbench::progress::task_style());
         bar
     } else {
         ProgressBar::hidden()

@@ -10,14 +10,13 @@
 //! - [`pool`], [`resize`]: average pooling and bilinear resizing written with differentiable ops;
 //! - [`residual`]: the encoder's residual blocks; [`rcu`], [`msf`], [`crp`], [`refine_block`]:
 //!   RefineNet's parts; [`refinenet`]: the whole network;
-//! - [`shapes`]: the reference's state_dict listing; [`init`]: seeded re-initialisation;
+//! - [`shapes`]: the reference's state_dict listing;
 //! - [`profile`]: per-layer-kind timing hooks (`crate::bench` reports them).
 use serde::{Deserialize, Serialize};
 
 pub mod activation;
 pub mod conv;
 pub mod crp;
-pub mod init;
 pub mod msf;
 pub mod norm;
 pub mod pool;
@@ -30,7 +29,6 @@ pub mod resize;
 pub mod same_conv;
 pub mod shapes;
 
-pub use init::seeded_init;
 pub use norm::CondInstanceNormPlusPlus;
 pub use refinenet::CondRefineNetDilated;
 pub use shapes::{reference_shapes, ParamShape};

@@ -32,7 +32,8 @@ impl CondInstanceNormPlusPlus {
     /// A norm for `num_features` channels and `num_classes` noise levels.
     pub fn new(num_features: usize, num_classes: usize, vb: VarBuilder) -> Result<Self> {
         let vb = vb.pp("embed");
-        // A VarMap creates the variable on this call; a checkpoint already holds it.
+        // A fresh map creates the variable on this call; a checkpoint already holds it. An `Init`
+        // fills a whole tensor alike, so the beta block is zeroed after it is drawn.
         let fresh = !vb.contains_tensor("weight");
         let embed = vb.get_with_hints(
             (num_classes, 3 * num_features),
@@ -40,8 +41,7 @@ impl CondInstanceNormPlusPlus {
             Init::Randn { mean: 1.0, stdev: 0.02 },
         )?;
         if fresh {
-            // `Init` fills the whole tensor alike; set the beta block to 0 in place (the tensor
-            // shares its storage with the new variable).
+            // In place: the tensor shares its storage with the new variable.
             let zeros = Tensor::zeros((num_classes, num_features), embed.dtype(), embed.device())?;
             embed.slice_set(&zeros, 1, 2 * num_features)?;
         }

@@ -47,9 +47,10 @@ impl CondRefineNetDilated {
     /// Builds the network; parameter names follow the reference's PyTorch state_dict
     /// (`res1.0.normalize1.embed.weight`, `refine1.adapt_convs.0.1_1_conv.weight`, ...).
     ///
-    /// With a fresh `VarMap` the variables are created with the reference's initialisation,
-    /// drawn from candle's (unseeded) generator; call [`super::seeded_init`] afterwards for a
-    /// reproducible one. With a checkpoint, every name and shape must be present.
+    /// With a fresh `VarMap` the variables are created with the reference's initialisation:
+    /// drawn from a seeded generator through [`workbench::init::seeded_var_builder`] (what
+    /// `ncsn::checkpoint::build_model` does), or from candle's unseeded one through
+    /// `VarBuilder::from_varmap`. With a checkpoint, every name and shape must be present.
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::Msg)?;
         let (ngf, l) = (cfg.ngf, cfg.num_classes);

@@ -17,7 +17,7 @@ pub mod trajectories;
 use crate::jobs::Slots;
 use crate::output::OutDir;
 use candle_core::Device;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,10 +61,7 @@ impl Context {
             return ProgressBar::hidden();
         }
         let bar = crate::jobs::bar(len);
-        let style = ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} ({eta})")
-            .map(|s| s.progress_chars("=> "))
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
+        bar.set_style(workbench::progress::task_style());
         bar.set_message(message.to_string());
         bar
     }

@@ -1,8 +1,7 @@
 //! Figures with plotters: the font, colour maps, a grid of evaluation points and the drawing
 //! pieces the experiments share (heat maps, contour lines, arrow fields, scatter plots, colour bars).
 //!
-//! There are no system fonts on the machines this runs on: [`register_font`] embeds DejaVu Sans
-//! (which has Greek letters, so `σ` renders) and registers it as `sans-serif` once.
+//! The font is the workbench's embedded one ([`workbench::font`]), registered by every saver.
 pub mod colormap;
 pub mod contour;
 pub mod draw;
@@ -15,24 +14,8 @@ pub use draw::{draw_arrows, draw_colorbar, draw_contours, draw_heatmap, draw_poi
 pub use grid::Grid;
 pub use save::{save_gif, save_png, save_svg};
 
-use plotters::style::FontStyle;
-use std::sync::Once;
-
 /// The font family every figure uses.
-pub const FONT: &str = "sans-serif";
-
-static FONT_BYTES: &[u8] = include_bytes!("../../../../assets/DejaVuSans.ttf");
-
-/// Registers the embedded DejaVu Sans as `sans-serif` (idempotent; called by every saver).
-pub fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The font is compiled in and known to parse; a failure would only mean missing labels.
-        if plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_err() {
-            eprintln!("warning: the embedded font could not be registered; figures will lack text");
-        }
-    });
-}
+pub use workbench::font::FAMILY as FONT;
 
 /// Turns any plotters error into an `anyhow` error (plotters' error types are generic over the
 /// backend, which `anyhow` cannot always hold).

@@ -1,10 +1,11 @@
 //! Writing figures atomically: draw into `name.tmp.png` (or `.svg`, `.gif`), then rename.
-use super::{plot_err, register_font};
+use super::plot_err;
 use crate::output::OutDir;
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::PathBuf;
+use workbench::font::register as register_font;
 
 /// Draws a PNG of `size` pixels with `draw` and saves it as `name` in `out`.
 pub fn save_png(

@@ -9,15 +9,15 @@
 //! theta <- theta - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 //! ```
 //!
-//! (the bias-corrected form that PyTorch's `torch.optim.Adam` computes).
+//! (the bias-corrected form that PyTorch's `torch.optim.Adam` computes). [`Adam`] is a
+//! `candle_nn::Optimizer`, so `opt.backward_step(&loss)` works as with candle's own optimizers.
 use std::collections::HashMap;
-use std::path::Path;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
-use crate::error::Result;
-use crate::vars::load_into;
+use crate::vars::load_named;
+use crate::Result;
 
 /// Adam's hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,8 +84,10 @@ pub struct Adam {
 }
 
 impl Adam {
-    /// Zero moments for every parameter of `vars` (`(name, var)`, as [`crate::vars::named_vars`]).
-    pub fn new(vars: Vec<(String, Var)>, config: AdamConfig) -> Result<Self> {
+    /// Zero moments for every parameter of `vars` (`(name, var)`, as [`crate::vars::named_vars`]
+    /// gives them; the names key the state in a checkpoint). `candle_nn::Optimizer::new` takes
+    /// unnamed variables and names them by position.
+    pub fn new(vars: Vec<(String, Var)>, config: AdamConfig) -> candle_core::Result<Self> {
         // Two separate sets of zeros: on the CPU the moments are updated in place, so `m` and
         // `v` must not share storage.
         let zeros = || {
@@ -108,8 +110,13 @@ impl Adam {
         self.t
     }
 
+    /// The hyper-parameters.
+    pub fn config(&self) -> &AdamConfig {
+        &self.config
+    }
+
     /// One update of every parameter that has a gradient in `grads`.
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+    pub fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
         self.t += 1;
         let c = Coefficients::new(&self.config, self.t);
         for (i, (_, var)) in self.vars.iter().enumerate() {
@@ -147,19 +154,46 @@ impl Adam {
         out
     }
 
-    /// Restores the moments from a checkpoint's tensors and the step count `t`.
-    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, t: u64, path: &Path) -> Result<()> {
-        for (which, store) in [("adam.m.", &mut self.m), ("adam.v.", &mut self.v)] {
+    /// Restores the moments from a checkpoint's tensors (named as [`Adam::state_tensors`] names
+    /// them) and the step count `t`. A missing, misshapen or non-finite moment is an error naming
+    /// it, and the optimizer is left as it was.
+    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, t: u64) -> Result<()> {
+        let mut loaded = Vec::with_capacity(2);
+        for which in ["adam.m.", "adam.v."] {
             let holders: Vec<(String, Var)> = self
                 .vars
                 .iter()
                 .map(|(name, var)| Ok((name.clone(), Var::zeros(var.dims(), var.dtype(), var.device())?)))
                 .collect::<Result<_>>()?;
-            load_into(&holders, tensors, which, path)?;
-            *store = holders.into_iter().map(|(_, v)| v.into_inner()).collect();
+            load_named(&holders, tensors, which)?;
+            loaded.push(holders.into_iter().map(|(_, v)| v.into_inner()).collect::<Vec<_>>());
         }
+        self.v = loaded.pop().unwrap_or_default();
+        self.m = loaded.pop().unwrap_or_default();
         self.t = t;
         Ok(())
+    }
+}
+
+impl candle_nn::Optimizer for Adam {
+    type Config = AdamConfig;
+
+    fn new(vars: Vec<Var>, config: AdamConfig) -> candle_core::Result<Self> {
+        let named = vars.into_iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect();
+        Adam::new(named, config)
+    }
+
+    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+        Adam::step(self, grads)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    /// Sets the learning rate of the next steps (a schedule).
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr;
     }
 }
 
@@ -372,7 +406,7 @@ mod tests {
         let state: HashMap<String, Tensor> = adam.state_tensors().into_iter().collect();
         let var2 = Var::new(&[0.0f64], &Device::Cpu).unwrap();
         let mut fresh = Adam::new(vec![("theta".into(), var2)], cfg).unwrap();
-        fresh.load_state(&state, adam.steps(), Path::new("ckpt")).unwrap();
+        fresh.load_state(&state, adam.steps()).unwrap();
         assert_eq!(fresh.steps(), 3);
         // The restored moment is the optimizer's own tensor, so it equals it exactly.
         assert_eq!(
@@ -386,7 +420,7 @@ mod tests {
         )
         .unwrap();
         let mut bad = bad;
-        let err = bad.load_state(&state, 3, Path::new("ckpt")).unwrap_err().to_string();
+        let err = bad.load_state(&state, 3).unwrap_err().to_string();
         assert!(err.contains("adam.m.other"), "{err}");
     }
 }
