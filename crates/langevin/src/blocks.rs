@@ -7,8 +7,8 @@
 //! block `b` uses stream `b` of that key. The blocks are cut by a fixed number of rows, never by
 //! the number of threads, so the samples depend on the seed and the block size only: one thread
 //! or sixteen give the same numbers, bit for bit.
-use crate::annealed::{Snapshot, Trajectory};
 use crate::error::invalid;
+use crate::trajectory::{Snapshot, Trajectory};
 use crate::Result;
 use ndarray::{concatenate, s, Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
