@@ -133,8 +133,9 @@ mod tests {
         // 150 rows in blocks of 64: 3 blocks, rows in order; 60 steps recorded every 15 -> 4 + 1.
         assert_eq!(one.samples.dim(), (150, 2));
         assert_eq!(one.snapshots.len(), 5);
-        assert_eq!(one.snapshots[0].x[[149, 0]], 7.4); // the start, row 149 of x0
-                                                       // A different block size is a different set of streams: other numbers.
+        // The first snapshot is the start: row 149 of x0.
+        assert_eq!(one.snapshots[0].x[[149, 0]], 7.4);
+        // A different block size is a different set of streams: other numbers.
         assert_ne!(one.samples, run(1, 50).samples);
     }
 
