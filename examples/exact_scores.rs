@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("Langevin, eps = 0.1, 1,000 steps", &plain.samples),
         ("annealed, sigma 20 -> 1 (L = 10), T = 100", &annealed.samples),
     ] {
-        let w = p.mode_weights(x.view());
+        let w = p.mode_weights(x.view())?;
         println!("{name:<44} | {:>8.3} | {:>8.3}", w[0], w[1]);
     }
     Ok(())

@@ -30,7 +30,7 @@ fn plain_error(seed: u64) -> f64 {
         &mut rng,
     )
     .unwrap();
-    (p.mode_weights(out.samples.view())[0] - 0.2).abs()
+    (p.mode_weights(out.samples.view()).unwrap()[0] - 0.2).abs()
 }
 
 /// Error of the weight of the small mode after annealed Langevin with `sigmas`.
@@ -49,7 +49,7 @@ fn annealed_error(seed: u64, sigmas: Vec<f64>) -> f64 {
         &mut rng,
     )
     .unwrap();
-    (p.mode_weights(out.samples.view())[0] - 0.2).abs()
+    (p.mode_weights(out.samples.view()).unwrap()[0] - 0.2).abs()
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn annealing_switched_off_fails() {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let x0 = uniform_start(&mut rng);
         let out = annealed_langevin(x0, |x, _, _| Ok(p1.score(x.view())), &config, &mut rng).unwrap();
-        let e = (p.mode_weights(out.samples.view())[0] - 0.2).abs();
+        let e = (p.mode_weights(out.samples.view()).unwrap()[0] - 0.2).abs();
         assert!(e > 0.1, "seed {seed}: error {e}");
     }
 }

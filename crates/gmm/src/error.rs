@@ -37,4 +37,15 @@ pub enum GmmError {
     /// A noise level is not finite and non-negative.
     #[error("invalid `sigma`: expected a finite value >= 0, got {0}")]
     Sigma(f64),
+    /// Samples that belong to no component (a non-finite coordinate, or one so large that its
+    /// distance to every mode overflows): a diverged chain.
+    #[error(
+        "invalid `samples`: {count} of {total} are not finite numbers or too far out to belong to any component (a diverged chain?); expected finite points"
+    )]
+    NonFinite {
+        /// How many samples belong to no component.
+        count: usize,
+        /// How many samples there are.
+        total: usize,
+    },
 }

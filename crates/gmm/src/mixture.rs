@@ -340,18 +340,34 @@ impl GaussianMixture {
 
     /// The fraction of `samples` assigned to each component, a sample going to the component with
     /// the largest responsibility. On well-separated modes this estimates the mode weights.
-    pub fn mode_weights(&self, samples: ArrayView2<f64>) -> Vec<f64> {
+    ///
+    /// A sample whose responsibilities are not numbers (a non-finite coordinate, or one so far out
+    /// that its squared distance to every mode overflows) belongs to no component: if there is
+    /// any, the result is [`GmmError::NonFinite`] with their count. A diverged chain has no mode
+    /// weights, and counting its particles anywhere would hide the divergence.
+    pub fn mode_weights(&self, samples: ArrayView2<f64>) -> Result<Vec<f64>, GmmError> {
         let mut counts = vec![0usize; self.n_components()];
+        let mut non_finite = 0usize;
         let r = self.responsibilities(samples.view());
         for row in r.outer_iter() {
+            if row.iter().any(|v| v.is_nan()) {
+                non_finite += 1;
+                continue;
+            }
             let (k, _) = row.iter().enumerate().fold(
                 (0, f64::NEG_INFINITY),
                 |best, (k, &v)| if v > best.1 { (k, v) } else { best },
             );
             counts[k] += 1;
         }
+        if non_finite > 0 {
+            return Err(GmmError::NonFinite {
+                count: non_finite,
+                total: samples.nrows(),
+            });
+        }
         let n = samples.nrows().max(1) as f64;
-        counts.into_iter().map(|c| c as f64 / n).collect()
+        Ok(counts.into_iter().map(|c| c as f64 / n).collect())
     }
 }
 

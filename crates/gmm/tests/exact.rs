@@ -140,7 +140,7 @@ fn perturbed_samples_match_noisy_data() {
             "variances {va} {vb}"
         );
     }
-    let (wa, wb) = (p.mode_weights(a.view()), p.mode_weights(b.view()));
+    let (wa, wb) = (p.mode_weights(a.view()).unwrap(), p.mode_weights(b.view()).unwrap());
     // At sigma = 2 the modes still barely overlap (10 apart, sd sqrt 5): weights stay 0.2 / 0.8
     // up to misassigned tails (P(|z| > 10/(2 sqrt 5)) ~ 1e-5) and sampling error 0.001.
     assert!(
@@ -215,9 +215,35 @@ fn sampling_is_seeded_and_matches_the_weights() {
     let a = g.sample(20_000, &mut ChaCha8Rng::seed_from_u64(5));
     let b = g.sample(20_000, &mut ChaCha8Rng::seed_from_u64(5));
     assert_eq!(a, b);
-    let w = g.mode_weights(a.view());
+    let w = g.mode_weights(a.view()).unwrap();
     // Binomial sd sqrt(0.16/2e4) = 0.003: tolerance 0.015.
     assert!((w[0] - 0.2).abs() < 0.015, "{w:?}");
+}
+
+#[test]
+fn mode_weights_refuse_diverged_particles() {
+    // A chain that diverged leaves NaN or infinite particles. They belong to no mode: counting
+    // them in component 0 (the 0.2 mode of Fig. 3) would let a diverged run pass for a good one.
+    let g = paper_mixture();
+    let mut x = g.sample(1000, &mut ChaCha8Rng::seed_from_u64(5));
+    let good = g.mode_weights(x.view()).unwrap();
+    assert!((good.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    x.row_mut(0).fill(f64::NAN);
+    x[[1, 1]] = f64::INFINITY;
+    x[[2, 0]] = f64::NEG_INFINITY;
+    x[[3, 0]] = 1e200; // finite, but its squared distance to every mode overflows
+    let e = g.mode_weights(x.view()).unwrap_err();
+    assert_eq!(e, GmmError::NonFinite { count: 4, total: 1000 });
+    assert!(
+        e.to_string().contains("`samples`") && e.to_string().contains("4 of 1000"),
+        "{e}"
+    );
+    // Every particle diverged: still an error, never "all in mode 0".
+    let all_nan = Array2::from_elem((10, 2), f64::NAN);
+    assert_eq!(
+        g.mode_weights(all_nan.view()),
+        Err(GmmError::NonFinite { count: 10, total: 10 })
+    );
 }
 
 #[test]

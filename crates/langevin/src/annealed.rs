@@ -13,6 +13,7 @@
 //! `alpha_i s / (2 sqrt(alpha_i) z)` of each update independent of the level.
 use crate::dynamics::{check_score, StepConvention};
 use crate::error::invalid;
+use crate::trajectory::{Snapshot, Trajectory};
 use crate::{Particles, Result};
 use rand::Rng;
 
@@ -75,28 +76,6 @@ impl AnnealedLangevin {
         }
         Ok(())
     }
-}
-
-/// The particles at one moment of a chain.
-#[derive(Debug, Clone)]
-pub struct Snapshot<X> {
-    /// Noise level index (0-based).
-    pub level: usize,
-    /// Global step count when the snapshot was taken.
-    pub step: usize,
-    /// The level's sigma (NaN for plain Langevin).
-    pub sigma: f64,
-    /// The particles.
-    pub x: X,
-}
-
-/// The result of a sampler: final particles and the recorded snapshots.
-#[derive(Debug, Clone)]
-pub struct Trajectory<X> {
-    /// The particles at the end (after the final denoising step if asked for).
-    pub samples: X,
-    /// Snapshots, in order, if recording was asked for.
-    pub snapshots: Vec<Snapshot<X>>,
 }
 
 /// A constraint applied during annealed sampling, e.g. inpainting: at the start of each level the

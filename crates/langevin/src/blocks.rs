@@ -7,8 +7,8 @@
 //! block `b` uses stream `b` of that key. The blocks are cut by a fixed number of rows, never by
 //! the number of threads, so the samples depend on the seed and the block size only: one thread
 //! or sixteen give the same numbers, bit for bit.
-use crate::annealed::{Snapshot, Trajectory};
 use crate::error::invalid;
+use crate::trajectory::{Snapshot, Trajectory};
 use crate::Result;
 use ndarray::{concatenate, s, Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
@@ -133,8 +133,9 @@ mod tests {
         // 150 rows in blocks of 64: 3 blocks, rows in order; 60 steps recorded every 15 -> 4 + 1.
         assert_eq!(one.samples.dim(), (150, 2));
         assert_eq!(one.snapshots.len(), 5);
-        assert_eq!(one.snapshots[0].x[[149, 0]], 7.4); // the start, row 149 of x0
-                                                       // A different block size is a different set of streams: other numbers.
+        // The first snapshot is the start: row 149 of x0.
+        assert_eq!(one.snapshots[0].x[[149, 0]], 7.4);
+        // A different block size is a different set of streams: other numbers.
         assert_ne!(one.samples, run(1, 50).samples);
     }
 

@@ -4,8 +4,8 @@
 //! `x_{t+1} = x_t + alpha/2 * s(x_t) + sqrt(alpha) * z_t`, `z_t ~ N(0, I)`,
 //! has `p` as its stationary distribution as `alpha -> 0` and `t -> infinity`. Without the noise
 //! term it is gradient *ascent* on `log p` and collapses onto the modes.
-use crate::annealed::{Snapshot, Trajectory};
 use crate::error::invalid;
+use crate::trajectory::{Snapshot, Trajectory};
 use crate::{Error, Particles, Result};
 use rand::Rng;
 
@@ -42,20 +42,7 @@ impl StepConvention {
     }
 }
 
-/// One Langevin update `x + drift * s + noise * z` with `(drift, noise)` from `convention`.
-pub fn langevin_step<X: Particles + Clone, R: Rng + ?Sized>(
-    x: &X,
-    score: &X,
-    step: f64,
-    convention: StepConvention,
-    rng: &mut R,
-) -> Result<X> {
-    let (drift, noise) = convention.coefficients(step);
-    let mut out = x.clone();
-    out.langevin_update(score, drift, noise, rng)?;
-    Ok(out)
-}
-
+/// Errors unless the score `s` has the shape of the particles `x`.
 pub(crate) fn check_score<X: Particles>(x: &X, s: &X) -> Result<()> {
     let (a, b) = (x.shape_vec(), s.shape_vec());
     if a != b {

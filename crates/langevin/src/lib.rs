@@ -7,8 +7,9 @@
 //! - [`schedule`]: geometric noise levels `sigma_1 > ... > sigma_L` and NCSNv2's rules for choosing them.
 //! - [`particles`]: the [`Particles`] trait, implemented for `ndarray::Array2<f64>` and `candle_core::Tensor`.
 //! - [`dynamics`]: plain Langevin dynamics with a fixed step and the two step conventions.
-//! - [`annealed`]: annealed Langevin dynamics, the final denoising step, trajectories, and
+//! - [`annealed`]: annealed Langevin dynamics, the final denoising step, and
 //!   [`annealed::Projection`] hooks (used for inpainting).
+//! - [`trajectory`]: what every sampler returns, the final particles and the recorded snapshots.
 //! - [`score`]: the [`NoiseConditionalScore`] trait (a score known at levels `sigma_i`) and the
 //!   sampler driven by one, [`sample_annealed`].
 //! - [`blocks`]: independent chains on blocks of rows, on every core, each block with its own
@@ -33,17 +34,19 @@ mod error;
 pub mod particles;
 pub mod schedule;
 pub mod score;
+pub mod trajectory;
 
 pub use annealed::{
     annealed_langevin, annealed_langevin_into, annealed_langevin_projected, annealed_langevin_projected_into,
-    AnnealedLangevin, NoProjection, Projection, Snapshot, Trajectory,
+    AnnealedLangevin, NoProjection, Projection,
 };
 pub use blocks::in_blocks;
-pub use dynamics::{langevin, langevin_into, langevin_step, StepConvention};
+pub use dynamics::{langevin, langevin_into, StepConvention};
 pub use error::Error;
 pub use particles::{randn_tensor, Particles};
 pub use schedule::{geometric_sigmas, ncsnv2};
 pub use score::{sample_annealed, NoiseConditionalScore};
+pub use trajectory::{Snapshot, Trajectory};
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;

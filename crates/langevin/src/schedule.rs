@@ -70,15 +70,17 @@ pub mod ncsnv2 {
     }
 
     /// Standard normal CDF `Phi(x) = (1 + erf(x / sqrt 2)) / 2`.
-    pub fn normal_cdf(x: f64) -> f64 {
+    pub(crate) fn normal_cdf(x: f64) -> f64 {
         0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2))
     }
 
     /// Error function: its Maclaurin series `erf x = 2/sqrt(pi) sum_n (-1)^n x^(2n+1) / (n! (2n+1))`
-    /// below `|x| = 3` (accurate to about 1e-13), the asymptotic expansion of `erfc` above (about
-    /// 1e-9), which is enough to solve for the NCSNv2 ratio.
-    pub fn erf(x: f64) -> f64 {
-        // erf by its Maclaurin series for |x| < 3, by the asymptotic complement beyond.
+    /// below `|x| = 3` (summed to rounding; the alternating terms reach about `e^(x^2)`, so some
+    /// `1e-13` is lost to cancellation), the asymptotic expansion of `erfc` from 3 on, truncated
+    /// after four terms: its error is below the first omitted term,
+    /// `105/(16 x^8) exp(-x^2)/(x sqrt(pi))`, at most `3e-8` at `x = 3` and falling fast beyond.
+    /// That is enough to solve for the NCSNv2 ratio.
+    pub(crate) fn erf(x: f64) -> f64 {
         let ax = x.abs();
         let value = if ax < 3.0 {
             let mut term = ax;
@@ -100,16 +102,31 @@ pub mod ncsnv2 {
         value.copysign(x)
     }
 
-    /// Technique 2: the ratio `gamma = sigma_{i-1} / sigma_i` for data of dimension `d`, solving
-    /// `Phi(sqrt(2d)(gamma - 1) + 3 gamma) - Phi(sqrt(2d)(gamma - 1) - 3 gamma) = 0.5`
-    /// by bisection on `gamma > 1`. (For CIFAR-10, `d = 3072`, gamma is about 1.03.)
+    /// Technique 2: the ratio `gamma = sigma_{i-1} / sigma_i` for data of dimension `d`, the root
+    /// `gamma > 1` of
+    /// `f(gamma) = Phi(sqrt(2d)(gamma - 1) + 3 gamma) - Phi(sqrt(2d)(gamma - 1) - 3 gamma) - 0.5`,
+    /// found by bisection. (For CIFAR-10, `d = 3072`, gamma is a few percent above 1.)
+    ///
+    /// A root exists for `d >= 5` only. With `s = sqrt(2d)` the two arguments are the ends of the
+    /// window `[(s - 3) gamma - s, (s + 3) gamma - s]`. For `d <= 4`, `s < 3`: at every
+    /// `gamma >= 1` the lower end is at most `-3` and the upper end at least `3`, so the window
+    /// holds at least `Phi(3) - Phi(-3) > 0.99` of the mass and `f > 0`; those `d` are an error.
+    /// For `d >= 5`, `s > 3`: both ends grow without bound, `f -> -0.5`, and since
+    /// `f(1) = Phi(3) - Phi(-3) - 0.5 > 0` there is a root.
     pub fn ratio(d: usize) -> Result<f64> {
-        if d == 0 {
-            return Err(invalid("d", "expected a positive data dimension"));
+        if d < 5 {
+            return Err(invalid(
+                "d",
+                format!(
+                    "expected a data dimension d >= 5, got {d}: for d <= 4 (sqrt(2d) < 3) the equation \
+                     Phi(sqrt(2d)(gamma - 1) + 3 gamma) - Phi(sqrt(2d)(gamma - 1) - 3 gamma) = 0.5 has no \
+                     solution gamma >= 1"
+                ),
+            ));
         }
         let s = (2.0 * d as f64).sqrt();
         let f = |g: f64| normal_cdf(s * (g - 1.0) + 3.0 * g) - normal_cdf(s * (g - 1.0) - 3.0 * g) - 0.5;
-        // f(1) = Phi(3) - Phi(-3) - 0.5 > 0 and f decreases to -0.5 as gamma grows.
+        // f(1) > 0 and f -> -0.5 as gamma grows (s > 3): double `hi` until f(hi) <= 0, then bisect.
         let (mut lo, mut hi) = (1.0, 2.0);
         while f(hi) > 0.0 {
             hi *= 2.0;
@@ -138,13 +155,14 @@ pub mod ncsnv2 {
         Ok(((sigma_first / sigma_last).ln() / gamma.ln() - 1e-9).ceil() as usize + 1)
     }
 
-    /// Technique 4's criterion for the step size `eps` (in the paper's convention, where the
-    /// step at level `i` is `alpha_i = eps sigma_i^2 / sigma_L^2`): with `T` steps per level, the
-    /// variance ratio of a Langevin chain on `N(0, sigma_i^2 I)` started from the previous level is
-    /// `(1 - eps/sigma_L^2)^(2T) (gamma^2 - 2 eps / (sigma_L^2 - sigma_L^2 (1 - eps/sigma_L^2)^2))
-    ///  + 2 eps / (sigma_L^2 - sigma_L^2 (1 - eps/sigma_L^2)^2)`,
-    /// which should be close to 1. (NCSNv2 writes the update as `x + eps s + sqrt(2 eps) z`;
-    /// there `eps` is half of ours, see [`crate::StepConvention`].)
+    /// Technique 4's criterion for the step size, in the reference convention: NCSNv2 writes the
+    /// update `x <- x + alpha_i s + sqrt(2 alpha_i) z` with `alpha_i = eps sigma_i^2 / sigma_L^2`
+    /// ([`crate::StepConvention::Reference`]; the paper's `eps` for the same chain is twice this
+    /// one). On `N(0, sigma_i^2 I)` the score is `-x / sigma_i^2`, so one step maps the variance
+    /// `v` to `a^2 v + 2 alpha_i` with `a = 1 - eps / sigma_L^2`. After `T` steps started from the
+    /// previous level's variance `gamma^2 sigma_i^2`, the variance over the target `sigma_i^2` is
+    /// `a^(2T) (gamma^2 - b) + b`, with `b = 2 eps / (sigma_L^2 (1 - a^2))` the chain's fixed point;
+    /// the criterion asks for a value close to 1.
     pub fn variance_ratio(eps_reference: f64, sigma_last: f64, gamma: f64, steps_per_level: usize) -> f64 {
         let s2 = sigma_last * sigma_last;
         let a = 1.0 - eps_reference / s2;
@@ -153,13 +171,21 @@ pub mod ncsnv2 {
     }
 
     /// Technique 4: the reference-convention step size `eps` in `(0, sigma_L^2)` whose
-    /// [`variance_ratio`] is closest to 1, found by a log-spaced scan then golden-section refinement.
+    /// [`variance_ratio`] is closest to 1 among 901 log-spaced values
+    /// `eps_k = 0.999 sigma_L^2 10^(-9 + 9k/900)`, `k = 0..=900` (neighbours differ by a factor
+    /// `10^(1/100)`).
     pub fn step_size(sigma_last: f64, gamma: f64, steps_per_level: usize) -> Result<f64> {
-        if sigma_last.is_nan() || sigma_last <= 0.0 || gamma.is_nan() || gamma <= 1.0 || steps_per_level == 0 {
+        if !(sigma_last.is_finite() && sigma_last > 0.0) {
             return Err(invalid(
-                "step_size",
-                "expected sigma_last > 0, gamma > 1 and at least one step",
+                "sigma_last",
+                format!("expected a finite positive noise level, got {sigma_last}"),
             ));
+        }
+        if !(gamma.is_finite() && gamma > 1.0) {
+            return Err(invalid("gamma", format!("expected a finite ratio > 1, got {gamma}")));
+        }
+        if steps_per_level == 0 {
+            return Err(invalid("steps_per_level", "expected at least one step per level"));
         }
         let s2 = sigma_last * sigma_last;
         let obj = |e: f64| (variance_ratio(e, sigma_last, gamma, steps_per_level) - 1.0).abs();
@@ -209,6 +235,8 @@ mod tests {
         assert!((ncsnv2::erf(1.0) - 0.842_700_792_949_714_9).abs() < 1e-12);
         assert!((ncsnv2::erf(-2.0) + 0.995_322_265_018_952_7).abs() < 1e-12);
         assert!((ncsnv2::erf(3.5) - 0.999_999_256_901_627_7).abs() < 1e-9);
+        // Where the asymptotic branch is least accurate, x = 3: the first omitted term bounds it.
+        assert!((ncsnv2::erf(3.0) - 0.999_977_909_503_001_4).abs() < 3e-8);
     }
 
     #[test]
@@ -220,6 +248,22 @@ mod tests {
         assert!(g > 1.0 && g < 1.1, "CIFAR-10 ratio should be a few percent, got {g}");
         // A larger dimension needs a ratio closer to 1.
         assert!(ncsnv2::ratio(12288).unwrap() < g);
+    }
+
+    #[test]
+    fn ncsnv2_ratio_exists_from_d_5_and_is_an_error_below() {
+        // d <= 4: the equation has no root gamma >= 1 (see `ratio`); the old bracket doubled to
+        // infinity and returned Ok(inf).
+        for d in 0..=4 {
+            let msg = ncsnv2::ratio(d).unwrap_err().to_string();
+            assert!(msg.contains("`d`") && msg.contains("d >= 5"), "d = {d}: {msg}");
+        }
+        // d = 5, the smallest dimension with a root: finite, > 1, and a root of the equation.
+        let g = ncsnv2::ratio(5).unwrap();
+        let s = 10.0f64.sqrt();
+        let lhs = ncsnv2::normal_cdf(s * (g - 1.0) + 3.0 * g) - ncsnv2::normal_cdf(s * (g - 1.0) - 3.0 * g);
+        assert!(g.is_finite() && g > 1.0, "{g}");
+        assert!((lhs - 0.5).abs() < 1e-9, "{lhs}");
     }
 
     #[test]

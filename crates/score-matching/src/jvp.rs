@@ -64,7 +64,8 @@ pub(crate) fn row_dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
+    use rand::SeedableRng;
 
     /// A linear score `s(x) = A x` (the score of a Gaussian when `A = -Sigma^{-1}`): `J = A`.
     struct Linear(Tensor);
@@ -75,11 +76,21 @@ mod tests {
         }
     }
 
+    /// Five points in 3D drawn from the seeded ChaCha stream `seed`.
+    fn points(seed: u64) -> Tensor {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        langevin::randn_tensor(&mut rng, &[5, 3], DType::F64, &Device::Cpu).unwrap()
+    }
+
     #[test]
     fn divergence_of_a_linear_score_is_the_trace() {
         let dev = Device::Cpu;
         let a = Tensor::new(&[[-2.0f64, 0.5, 0.0], [1.0, -0.25, 3.0], [0.0, 7.0, 4.0]], &dev).unwrap();
-        let x = Tensor::randn(0.0f64, 1.0, (5, 3), &dev).unwrap();
+        let x = points(11);
+        // The same seed gives the same points, bit for bit (the test is reproducible).
+        let again = points(11).to_vec2::<f64>().unwrap();
+        assert_eq!(x.to_vec2::<f64>().unwrap(), again);
+        assert_ne!(points(12).to_vec2::<f64>().unwrap(), again);
         let (s, tr) = score_and_divergence(&Linear(a.clone()), &x).unwrap();
         // Exact in f64 up to rounding: tr A = -2 - 0.25 + 4 = 1.75 at every point.
         for t in tr.to_vec1::<f64>().unwrap() {

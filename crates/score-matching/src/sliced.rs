@@ -29,10 +29,7 @@ pub fn draw_projections<R: Rng + ?Sized>(
     device: &Device,
 ) -> Result<Tensor> {
     match kind {
-        ProjectionKind::Gaussian => langevin::randn_tensor(rng, shape, dtype, device).map_err(|e| match e {
-            langevin::Error::Candle(e) => e,
-            other => candle_core::Error::Msg(other.to_string()),
-        }),
+        ProjectionKind::Gaussian => Ok(langevin::randn_tensor(rng, shape, dtype, device)?),
         ProjectionKind::Rademacher => {
             let n: usize = shape.iter().product();
             let signs: Vec<f32> = (0..n).map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 }).collect();

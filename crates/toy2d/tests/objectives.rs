@@ -356,7 +356,7 @@ fn learned_ncsn_recovers_the_mode_weights_with_annealed_langevin() {
     let x0 = Array2::from_shape_fn((1280, 2), |_| rng.random_range(-8.0..8.0));
     let score = |x: &Array2<f64>, level: usize, _sigma: f64| Ok(score_array(&model, x.view(), Some(level), &CPU)?);
     let out = langevin::annealed_langevin(x0, score, &config, &mut rng).unwrap();
-    let w = p.mode_weights(out.samples.view());
+    let w = p.mode_weights(out.samples.view()).unwrap();
     assert!(
         (w[0] - 0.2).abs() < 0.05 && (w[1] - 0.8).abs() < 0.05,
         "mode weights {w:?}"

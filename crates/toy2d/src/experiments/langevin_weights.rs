@@ -80,13 +80,15 @@ pub struct Report {
     pub learned_final_loss: f64,
 }
 
-fn result(p: &GaussianMixture, sampler: &str, x: &Array2<f64>) -> SamplerResult {
-    let w = p.mode_weights(x.view());
-    SamplerResult {
+fn result(p: &GaussianMixture, sampler: &str, x: &Array2<f64>) -> Result<SamplerResult> {
+    let w = p
+        .mode_weights(x.view())
+        .with_context(|| format!("mode weights of `{sampler}`"))?;
+    Ok(SamplerResult {
         sampler: sampler.to_string(),
         weight_error: (w[0] - p.weights()[0]).abs(),
         mode_weights: w,
-    }
+    })
 }
 
 /// The annealed-Langevin settings of the figure.
@@ -225,9 +227,9 @@ pub fn run(ctx: &Context) -> Result<Table> {
         &mut rng,
     )?;
     let exact = vec![
-        result(&p, "exact samples", &iid),
-        result(&p, "Langevin (exact score)", &plain),
-        result(&p, "annealed Langevin (exact scores)", &annealed),
+        result(&p, "exact samples", &iid)?,
+        result(&p, "Langevin (exact score)", &plain)?,
+        result(&p, "annealed Langevin (exact scores)", &annealed)?,
     ];
 
     // --- a learned noise-conditional score ---
@@ -261,9 +263,9 @@ pub fn run(ctx: &Context) -> Result<Table> {
         &mut rng,
     )?;
     let learned = vec![
-        result(&p, "exact samples", &iid),
-        result(&p, "Langevin (learned s(x, σ_L))", &plain_l),
-        result(&p, "annealed Langevin (learned)", &annealed_l),
+        result(&p, "exact samples", &iid)?,
+        result(&p, "Langevin (learned s(x, σ_L))", &plain_l)?,
+        result(&p, "annealed Langevin (learned)", &annealed_l)?,
     ];
     let tail = report.loss_history.len() / 10;
     let final_loss = tail_mean(&report.loss_history, tail.max(1));

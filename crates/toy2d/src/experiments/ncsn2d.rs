@@ -253,7 +253,7 @@ pub fn run_toy(
     let h = median_bandwidth(fresh.view(), fresh2.view())?;
     let (mode_weights, true_weights, max_weight_error) = match toy.exact() {
         Some(p) => {
-            let w = p.mode_weights(x.view());
+            let w = p.mode_weights(x.view())?;
             let tw = p.weights().to_vec();
             let e = w.iter().zip(&tw).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             (Some(w), Some(tw), Some(e))

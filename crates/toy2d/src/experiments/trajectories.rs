@@ -189,15 +189,15 @@ pub fn run(ctx: &Context) -> Result<Table> {
     let levels: Vec<LevelSummary> = (0..total_levels)
         .map(|level| {
             let x = &ends[level].x;
-            LevelSummary {
+            Ok(LevelSummary {
                 level,
                 sigma: config.sigmas[level],
                 step_size: config.step_size(level),
-                mode_weights_at_end: p.mode_weights(x.view()),
+                mode_weights_at_end: p.mode_weights(x.view())?,
                 mean_distance_to_nearest_mode: nearest_mode_distance(&p, x),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let report = Report {
         seed: ctx.seed,
         particles: PARTICLES,
