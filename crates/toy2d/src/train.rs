@@ -8,7 +8,7 @@ use candle_nn::{Optimizer, VarMap};
 use gmm::GaussianMixture;
 use indicatif::ProgressBar;
 use ndarray::{Array2, ArrayView2};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use score_matching::{anneal_dsm, denoising, explicit, implicit, sliced};
 use workbench::{Adam, AdamConfig};
@@ -186,7 +186,7 @@ pub fn objective_loss(
             sliced::ssm_loss(model, &xt, &v, *variance_reduced)
         }
         Objective::Denoising { sigma } => {
-            let z = randn(rng, xt.dims(), dtype, device)?;
+            let z = langevin::randn_tensor(rng, xt.dims(), dtype, device)?;
             denoising::dsm_loss(|x| model.forward(x), &xt, &z, *sigma)
         }
     }
@@ -204,15 +204,8 @@ pub fn ncsn_loss(
     let dtype = ScoreModel::dtype(model);
     let xt = to_tensor(x, dtype, device)?;
     let levels = anneal_dsm::draw_levels(rng, x.nrows(), model.sigmas().len(), device)?;
-    let z = randn(rng, xt.dims(), dtype, device)?;
+    let z = langevin::randn_tensor(rng, xt.dims(), dtype, device)?;
     anneal_dsm::anneal_dsm_loss(|xt, lv| model.forward(xt, lv), &xt, &z, &levels, sigmas)
-}
-
-fn randn<R: Rng + ?Sized>(rng: &mut R, shape: &[usize], dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
-    langevin::randn_tensor(rng, shape, dtype, device).map_err(|e| match e {
-        langevin::Error::Candle(e) => e,
-        other => candle_core::Error::Msg(other.to_string()),
-    })
 }
 
 /// The learning rate at `step` of `steps`: a cosine from `lr` down to 0,
