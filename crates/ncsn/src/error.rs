@@ -42,6 +42,11 @@ pub enum Error {
     /// which value and the settings that can cause it.
     #[error("{0}")]
     NonFinite(String),
+    /// A library function was given arguments that do not fit together (a network of another
+    /// shape than its configuration, a figure's images of another count): a caller's mistake,
+    /// not a user's setting.
+    #[error("{0}")]
+    Argument(String),
     /// The requested device cannot be used.
     #[error("{0}")]
     Device(String),

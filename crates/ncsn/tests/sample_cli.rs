@@ -7,7 +7,8 @@ use common::{assert_clean_error, ncsn, stderr};
 use std::path::Path;
 
 use candle_core::Device;
-use ncsn::train::{train_new, Progress, RunOptions};
+use ncsn::training::{train_new, RunOptions};
+use ncsn::Progress;
 
 /// A tiny trained run (ngf 8, 16x16, 4 levels, 2 steps, with an EMA) in `dir/run`, and its data.
 fn tiny_run(dir: &Path) {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use common::{tiny_config, write_idx};
-use ncsn::checkpoint::{read_meta, read_tensors};
-use ncsn::log::Split;
+use ncsn::training::checkpoint::{Checkpoint, RunState};
+use ncsn::training::log::Split;
 use ncsn::vars::named_vars;
 use ncsn::{load_checkpoint, train_new, train_resume, Overrides, Progress, RunOptions, Trainer};
 
@@ -20,8 +20,7 @@ fn options(dir: &Path) -> RunOptions {
 }
 
 fn checkpoint_tensors(run: &Path) -> HashMap<String, Tensor> {
-    let json = run.join("checkpoint.json");
-    read_tensors(&json, &read_meta(&json).unwrap(), &Device::Cpu).unwrap()
+    Checkpoint::open(run, &Device::Cpu).unwrap().tensors
 }
 
 #[test]
@@ -71,7 +70,7 @@ fn checkpoint_round_trip_restores_the_model_and_its_ema() {
         assert!(run.join(file).is_file(), "{file} written");
     }
     let loaded = load_checkpoint(&run, &Device::Cpu).unwrap();
-    assert_eq!((loaded.step, &loaded.config), (3, &config));
+    assert_eq!((loaded.step, loaded.run.as_ref()), (3, Some(&config)));
     assert_eq!(loaded.sigmas, config.sigmas().unwrap());
     // The loaded model computes what the saved weights compute: compare with a model built
     // from the checkpoint's raw tensors.
@@ -152,7 +151,7 @@ fn resumed_run_equals_uninterrupted_run() {
         // Same draws and the same CPU kernels in the same order: bit for bit (0 difference).
         assert_eq!(d, 0.0, "{name} differs by {d}");
     }
-    let (ma, mb) = (read_meta(&whole).unwrap(), read_meta(&parts).unwrap());
+    let (ma, mb) = (RunState::read(&whole).unwrap(), RunState::read(&parts).unwrap());
     assert_eq!((ma.step, ma.adam_steps), (mb.step, mb.adam_steps));
     assert_eq!(ma.rng, mb.rng);
     assert_eq!(ma.train_loader, mb.train_loader);

@@ -8,10 +8,10 @@ use plotters::style::FontStyle;
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::log::{LogRow, Split};
+use crate::training::log::{LogRow, Split};
 
 /// The font, embedded: there are no system fonts to rely on.
-const FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../../../assets/DejaVuSans.ttf");
 
 pub(crate) fn register_font() {
     static ONCE: Once = Once::new();

@@ -109,7 +109,7 @@ pub struct Figure {
 impl Figure {
     /// Draws the figure.
     pub fn render(&self) -> Result<RgbImage> {
-        crate::plot::register_font();
+        crate::training::plot::register_font();
         let (tw, th) = self
             .rows
             .iter()
