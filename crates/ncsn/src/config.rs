@@ -610,4 +610,76 @@ mod tests {
             .to_string();
         assert!(err.contains("`ngf` = 32") && err.contains("64"), "{err}");
     }
+    #[test]
+    fn every_key_of_a_config_file_is_applied() {
+        // A configuration whose every value differs from the MNIST defaults, written as a TOML
+        // file (as `train` writes config.toml) and read back: each key must reach the config (a
+        // key the layering forgot would silently keep its default).
+        let defaults = TrainConfig::mnist();
+        let mut all = TrainConfig {
+            name: "every-key".into(),
+            seed: 99,
+            dataset: DatasetKind::Mnist,
+            data: Some(PathBuf::from("digits.gz")),
+            test_data: Some(PathBuf::from("test.gz")),
+            test_fraction: 0.25,
+            dequantize: false,
+            random_flip: true,
+            ngf: 8,
+            channels: 1,
+            image_size: 16,
+            sigma_begin: 2.0,
+            sigma_end: 0.05,
+            num_levels: 5,
+            lr: 2e-4,
+            beta1: 0.5,
+            beta2: 0.99,
+            adam_eps: 1e-6,
+            batch_size: 16,
+            steps: 7,
+            snapshot_every: 3,
+            log_every: 2,
+            test_every: 4,
+            test_batch_size: 32,
+            ema: true,
+            ema_rate: 0.9,
+        };
+        let theirs = serde_json::to_value(&defaults).unwrap();
+        for (key, value) in serde_json::to_value(&all).unwrap().as_object().unwrap() {
+            // `dataset` and `channels` cannot differ for MNIST data; every other key does.
+            if key != "dataset" && key != "channels" {
+                assert_ne!(Some(value), theirs.get(key), "`{key}` should differ from the default");
+            }
+        }
+        let text = toml::to_string(&all).unwrap();
+        let file: Overrides = toml::from_str(&text).unwrap();
+        assert_eq!(TrainConfig::resolve(&file, &Overrides::default()).unwrap(), all);
+        // The same through flags on top of an empty file.
+        all.name = "flags".into();
+        let flags: Overrides = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();
+        assert_eq!(TrainConfig::resolve(&Overrides::default(), &flags).unwrap(), all);
+    }
+
+    #[test]
+    fn help_shows_the_defaults_of_the_data_sets() {
+        // Read from the defaults themselves, so a changed default changes the help.
+        assert_eq!(
+            flag_help("ngf", "Base width", None),
+            "Base width [default: 128 for cifar10 and images, 64 for mnist]"
+        );
+        assert_eq!(
+            flag_help("lr", "Adam learning rate", None),
+            "Adam learning rate [default: 0.001]"
+        );
+        assert_eq!(
+            flag_help("name", "Run name", None),
+            "Run name [default: cifar10 for cifar10, mnist for mnist, images for images]"
+        );
+        let mut command = <Overrides as clap::Args>::augment_args(clap::Command::new("train"));
+        let help = command.render_help().to_string();
+        assert!(
+            help.contains("[default: 200000]") && help.contains("--batch-size"),
+            "{help}"
+        );
+    }
 }

@@ -124,6 +124,7 @@ fn annealed_sampler_draws_the_mixture_from_its_exact_score() {
     // Weights: n_1 / n against w_1; the binomial standard error sqrt(w (1 - w) / n) = 0.0084.
     // Tolerance 4 standard errors (a false alarm once in 16,000 runs).
     let w1 = first.len() as f64 / n as f64;
+    eprintln!("weight of the first mode: {w1}");
     let se = (MODES[0].weight * MODES[1].weight / n as f64).sqrt();
     assert!(
         (w1 - MODES[0].weight).abs() < 4.0 * se,
@@ -149,6 +150,10 @@ fn annealed_sampler_draws_the_mixture_from_its_exact_score() {
             .sum::<f64>()
             / m;
         let tolerance = 4.0 * (2.0 / m).sqrt() + 0.01;
+        eprintln!(
+            "mode at {}: variance per pixel {got:.6}, expected {expected:.6}",
+            mode.mean
+        );
         assert!(
             (got / expected - 1.0).abs() < tolerance,
             "mode at {}: variance per pixel {got:.6}, expected {expected:.6} (relative tolerance {tolerance:.3}; \
