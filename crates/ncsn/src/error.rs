@@ -22,6 +22,14 @@ pub enum Error {
         /// What was found and what was expected.
         message: String,
     },
+    /// An output (a figure) could not be made; the inputs were fine.
+    #[error("{}: {message}", path.display())]
+    Output {
+        /// The file being written.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
     /// A configuration value (from a TOML file or a command-line flag) is invalid.
     #[error("invalid config value `{key}`: {message}")]
     Config {
@@ -82,6 +90,13 @@ impl Error {
     /// An [`Error::Data`] for `path`.
     pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Data {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+    /// An [`Error::Output`] for `path`.
+    pub fn output(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Output {
             path: path.into(),
             message: message.into(),
         }

@@ -20,8 +20,10 @@
 //!
 //! Errors: the model's layers return candle's errors (shapes, devices); everything else returns
 //! [`Error`], whose variant says what went wrong: a user's setting ([`Error::Config`]), a file
-//! ([`Error::Io`], [`Error::Data`], [`Error::Checkpoint`]), a diverged run
-//! ([`Error::NonFinite`]), or a caller's mistake ([`Error::Argument`]).
+//! read ([`Error::Io`], [`Error::Data`], [`Error::Checkpoint`]), an output that could not be made
+//! ([`Error::Output`]), a diverged run ([`Error::NonFinite`]), a device ([`Error::Device`]), or a
+//! caller's mistake ([`Error::Argument`]); the tensor library's and the sampler's own errors pass
+//! through ([`Error::Candle`], [`Error::Langevin`]).
 //!
 //! # Examples
 //!

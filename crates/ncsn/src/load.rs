@@ -45,9 +45,11 @@ impl LoadedModel {
     /// The network to sample with ([`Self::sampling_model`], or the last weights when `no_ema`)
     /// as a noise-conditional score, with the name of the weights it uses.
     pub fn score_net(&self, no_ema: bool) -> Result<(ScoreNet<'_>, &'static str)> {
-        let (model, name) = match (&self.ema, no_ema) {
-            (Some(ema), false) => (ema, "EMA weights"),
-            _ => (&self.model, "weights"),
+        let model = if no_ema { &self.model } else { self.sampling_model() };
+        let name = if std::ptr::eq(model, &self.model) {
+            "weights"
+        } else {
+            "EMA weights"
         };
         Ok((ScoreNet::new(model, &self.sigmas)?, name))
     }

@@ -276,7 +276,7 @@ impl Trainer {
         let x = self
             .train
             .next_batch(&mut self.state.rng, &self.device)?
-            .ok_or_else(|| Error::config("data", "the training set is empty"))?;
+            .ok_or_else(|| Error::Argument("Trainer: the training set is empty".into()))?;
         self.state.train_loader = self.train.state();
         let b = x.dim(0)?;
         let levels = draw_levels(&mut self.state.rng, b, self.state.sigmas.len(), &self.device)?;
