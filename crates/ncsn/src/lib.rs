@@ -16,7 +16,7 @@
 //!   [`sampling::inpaint`], [`sampling::images`] (grids and GIFs);
 //! - [`cli`]: the `ncsn` command line; [`progress`]: how a command reports progress;
 //!   [`limits`]: what a command will need, checked against the machine's memory first;
-//!   [`bench`]: the speed of training and sampling steps.
+//!   [`bench`](mod@bench): the speed of training and sampling steps.
 //!
 //! Errors: the model's layers return candle's errors (shapes, devices); everything else returns
 //! [`Error`], whose variant says what went wrong: a user's setting ([`Error::Config`]), a file

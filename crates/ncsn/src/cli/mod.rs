@@ -4,7 +4,7 @@
 //!
 //! - [`train`]: `ncsn train` (a new run, or `--resume`);
 //! - [`chains`]: `ncsn sample` and `ncsn inpaint`;
-//! - [`bench`]: `ncsn bench`.
+//! - [`bench`](mod@bench): `ncsn bench`.
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
