@@ -27,7 +27,8 @@ pub struct LoadedModel {
     pub params: VarMap,
     /// The network with the EMA weights, when the run kept an EMA.
     pub ema: Option<CondRefineNetDilated>,
-    /// The run's configuration, when the model comes from a run folder.
+    /// The run configuration: a run folder's, or the one `--model-config` names ([`load_model`]);
+    /// `None` from [`load_weights_file`], which takes only the network's shape and sigmas.
     pub run: Option<TrainConfig>,
     /// Tensors of a bare weights file that are not parameters of the network (sorted), which
     /// were ignored: a converted training checkpoint may hold more than the network (the CLI

@@ -229,3 +229,43 @@ fn checkpoint_of_another_configuration_is_refused() {
         .to_string();
     assert!(err.contains("nowhere"), "{err}");
 }
+
+#[test]
+fn a_loaded_model_is_fine_tuned_from_its_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits-idx3-ubyte");
+    write_idx(&data, 20, 16, false);
+    let run = tmp.path().join("run");
+    let mut config = tiny_config(&data);
+    config.steps = 2;
+    train_new(config.clone(), &Device::Cpu, &options(&run)).unwrap();
+    let loaded = load_checkpoint(&run, &Device::Cpu).unwrap();
+    let flat = |vars: &candle_nn::VarMap| -> Vec<Vec<f32>> {
+        named_vars(vars)
+            .iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect()
+    };
+    let saved = flat(&loaded.params);
+    let (train, test) = ncsn::data::load_train_test(&config.data_spec()).unwrap();
+
+    // Another shape than the configuration's is the caller's mistake, named as such.
+    let wider = ncsn::TrainConfig {
+        ngf: 16,
+        ..config.clone()
+    };
+    let (params, model) = ncsn::model::build_model(&config.model_config(), DType::F32, &Device::Cpu, Some(1)).unwrap();
+    match Trainer::from_weights(wider, params, model, train.clone(), test.clone(), &Device::Cpu) {
+        Err(ncsn::Error::Argument(message)) => assert!(message.contains("ngf: 16"), "{message}"),
+        Err(e) => panic!("expected an argument error, got {e}"),
+        Ok(_) => panic!("expected an argument error"),
+    }
+
+    // The trainer starts at the loaded weights (its parameters are the loaded model's), and its
+    // steps move them.
+    let mut trainer = Trainer::from_weights(config, loaded.params, loaded.model, train, test, &Device::Cpu).unwrap();
+    assert_eq!((trainer.step(), flat(trainer.varmap())), (0, saved.clone()));
+    let loss = trainer.train_step().unwrap();
+    assert!(loss.is_finite());
+    assert_ne!(flat(trainer.varmap()), saved, "one Adam step changes the weights");
+}
