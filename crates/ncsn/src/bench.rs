@@ -1,7 +1,7 @@
 //! Speed of the score network as `ncsn train` and `ncsn sample` run it: the seconds of one
 //! training step ([`Trainer::train_step`]: batch, levels and noise drawn, forward, loss,
 //! backward, Adam, EMA), the seconds of one sampling step (one annealed Langevin update of a
-//! batch, `langevin::annealed_langevin` with [`crate::sample::score_fn`]), where a forward pass
+//! batch, `langevin::annealed_langevin` with the network as [`ScoreNet`]), where a forward pass
 //! spends its time, and the peak memory.
 //!
 //! ```no_run
@@ -15,7 +15,7 @@
 use std::fmt;
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -23,8 +23,9 @@ use crate::config::TrainConfig;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::model::profile::{start_profile, take_profile, LayerKind};
-use crate::sample::{score_fn, uniform_noise, SampleConfig};
-use crate::train::{StepPhases, Trainer};
+use crate::model::ScoreNet;
+use crate::sampling::{uniform_noise, SampleConfig};
+use crate::training::{StepPhases, Trainer};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -252,13 +253,19 @@ pub fn run_bench(opts: &BenchOptions, device: &Device) -> Result<BenchReport> {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let x0 = uniform_noise(&mut rng, [batch, m.channels, m.image_size, m.image_size], device)?;
         let sigma = [trainer.sigmas()[0]];
+        let net = ScoreNet::new(trainer.model(), trainer.sigmas())?;
         let run = |steps: usize, rng: &mut ChaCha8Rng| -> Result<()> {
             let chain = SampleConfig {
                 steps_per_level: steps,
                 ..SampleConfig::default()
             }
             .annealed(&sigma);
-            let out = langevin::annealed_langevin(x0.clone(), score_fn(trainer.model()), &chain, rng)?;
+            let out = langevin::annealed_langevin(
+                x0.clone(),
+                |x: &Tensor, level, _sigma| langevin::NoiseConditionalScore::score(&net, x, level),
+                &chain,
+                rng,
+            )?;
             out.samples.sum_all()?.to_scalar::<f32>()?; // waits for the device
             Ok(())
         };

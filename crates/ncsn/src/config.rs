@@ -14,89 +14,168 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::DataSpec;
 use crate::error::{show_number, Error, Result};
 use crate::model::ModelConfig;
 
-/// Which kind of data a run trains on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetKind {
-    /// CIFAR-10's binary version: a `cifar-10-batches-bin` folder (32x32 RGB).
-    Cifar10,
-    /// An MNIST IDX images file, gzip or plain (28x28 grayscale).
-    Mnist,
-    /// A folder of PNG/JPEG images of any size, resized and cropped to `image_size`.
-    Images,
+pub use crate::data::DatasetKind;
+
+/// One training setting's type as a layer gives it: the value itself, or for an optional
+/// setting (`data`, `test_data`) the value when it is set. A layer (file, flags) that gives the
+/// key replaces the setting.
+pub trait Setting {
+    /// What a layer gives.
+    type Given: Clone;
+    /// Replaces the setting by what a layer gave.
+    fn set(&mut self, given: &Self::Given);
 }
 
-impl DatasetKind {
-    /// The lowercase name used in configs and run folder names.
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Mnist => "mnist",
-            DatasetKind::Images => "images",
+macro_rules! plain_setting {
+    ($($t:ty),*) => {$(
+        impl Setting for $t {
+            type Given = $t;
+            fn set(&mut self, given: &$t) {
+                *self = given.clone();
+            }
         }
+    )*};
+}
+plain_setting!(String, u64, usize, f64, bool, DatasetKind);
+
+impl Setting for Option<PathBuf> {
+    type Given = PathBuf;
+    fn set(&mut self, given: &PathBuf) {
+        *self = Some(given.clone());
     }
 }
 
-/// Every setting of a training run (flat: one key per setting, as in the TOML file).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
+/// Declares every training setting once: its field of [`TrainConfig`] (with its documentation),
+/// its optional field of [`Overrides`] (the TOML key and the `--flag`, with the flag's help, to
+/// which the real defaults are appended by [`flag_help`]), and [`TrainConfig::apply`].
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $key:ident: $ty:ty, help = $help:literal $(, default = $default:literal)?;
+    )*) => {
+        /// Every setting of a training run (flat: one key per setting, as in the TOML file).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct TrainConfig {
+            $( $(#[doc = $doc])* pub $key: $ty, )*
+        }
+
+        /// Settings to override: the keys of a TOML config file and, with the same names, the
+        /// command-line flags of `ncsn train` (`batch_size` is `--batch-size`). Every key is
+        /// optional; `--help` shows each one's defaults, read from [`TrainConfig::defaults`].
+        #[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+        #[serde(deny_unknown_fields)]
+        pub struct Overrides {
+            $(
+                $(#[doc = $doc])*
+                #[arg(long, help = flag_help(stringify!($key), $help, None $(.or(Some($default)))?))]
+                pub $key: Option<<$ty as Setting>::Given>,
+            )*
+        }
+
+        impl TrainConfig {
+            /// Sets every key that `overrides` gives.
+            pub fn apply(&mut self, overrides: &Overrides) {
+                $( if let Some(given) = &overrides.$key { self.$key.set(given); } )*
+            }
+        }
+    };
+}
+
+settings! {
     /// Run name; the run folder defaults to `runs/<name>`.
-    pub name: String,
+    name: String, help = "Run name; the run folder is runs/<name>";
     /// Seed of every random draw: initial weights, data order, dequantisation, flips, noise.
-    pub seed: u64,
+    seed: u64, help = "Seed of every random draw (weights, data order, dequantisation, flips, noise)";
     /// Kind of data.
-    pub dataset: DatasetKind,
+    dataset: DatasetKind, help = "Kind of data", default = "detected from --data; mnist without --data";
     /// Training data (a folder or an IDX file). `None`: the MNIST digits shipped in `data/`.
-    pub data: Option<PathBuf>,
+    data: Option<PathBuf>,
+        help = "Training data: a cifar-10-batches-bin folder, an MNIST IDX images file (.gz or plain) or a folder of PNG/JPEG images",
+        default = "data/cifar-10-batches-bin for cifar10; the 5,000 MNIST digits shipped in data/ otherwise";
     /// Test data in the same format. `None`: CIFAR-10's `test_batch.bin`, otherwise a held-out
     /// `test_fraction` of the training images.
-    pub test_data: Option<PathBuf>,
+    test_data: Option<PathBuf>, help = "Test data in the same format",
+        default = "CIFAR-10's test_batch.bin, else a held-out fraction";
     /// Fraction of the training images held out as test set when there is no test file.
-    pub test_fraction: f64,
+    test_fraction: f64, help = "Fraction of training images held out for the test loss when there is no test file";
     /// Uniform dequantisation `x * 255/256 + U[0,1)/256` (as the reference).
-    pub dequantize: bool,
+    dequantize: bool, help = "Uniform dequantisation x*255/256 + U[0,1)/256 (true/false)";
     /// Random horizontal flips of training images.
-    pub random_flip: bool,
+    random_flip: bool, help = "Random horizontal flips (true/false)";
     /// Base width of the RefineNet (128 for CIFAR-10, 64 for MNIST).
-    pub ngf: usize,
+    ngf: usize, help = "Base width of the RefineNet";
     /// Image channels (3 RGB, 1 grayscale).
-    pub channels: usize,
+    channels: usize, help = "Image channels, 1 or 3";
     /// Image height = width.
-    pub image_size: usize,
+    image_size: usize, help = "Image height = width";
     /// Largest noise level sigma_1.
-    pub sigma_begin: f64,
+    sigma_begin: f64, help = "Largest noise level sigma_1";
     /// Smallest noise level sigma_L.
-    pub sigma_end: f64,
+    sigma_end: f64, help = "Smallest noise level sigma_L";
     /// Number of noise levels L (geometric from `sigma_begin` to `sigma_end`).
-    pub num_levels: usize,
+    num_levels: usize, help = "Number of noise levels L";
     /// Adam learning rate.
-    pub lr: f64,
+    lr: f64, help = "Adam learning rate";
     /// Adam's first-moment decay beta_1.
-    pub beta1: f64,
+    beta1: f64, help = "Adam beta_1";
     /// Adam's second-moment decay beta_2.
-    pub beta2: f64,
+    beta2: f64, help = "Adam beta_2";
     /// Adam's epsilon.
-    pub adam_eps: f64,
+    adam_eps: f64, help = "Adam epsilon";
     /// Images per training step.
-    pub batch_size: usize,
+    batch_size: usize, help = "Images per step";
     /// Total number of training steps (iterations).
-    pub steps: u64,
+    steps: u64, help = "Training steps";
     /// Write a checkpoint every this many steps (and at the end).
-    pub snapshot_every: u64,
+    snapshot_every: u64, help = "Checkpoint every N steps, and at the end";
     /// Log the training loss (mean since the last row) every this many steps.
-    pub log_every: u64,
+    log_every: u64, help = "Log the mean training loss every N steps";
     /// Evaluate the loss on one test batch every this many steps.
-    pub test_every: u64,
+    test_every: u64, help = "Evaluate one test batch every N steps";
     /// Images per test batch.
-    pub test_batch_size: usize,
+    test_batch_size: usize, help = "Images per test batch";
     /// Keep an exponential moving average of the weights (NCSNv2).
-    pub ema: bool,
+    ema: bool, help = "Keep an EMA of the weights (true/false)";
     /// EMA rate mu: `shadow <- mu * shadow + (1 - mu) * theta`.
-    pub ema_rate: f64,
+    ema_rate: f64, help = "EMA rate mu";
+}
+
+/// The help of `--key`: `help`, then the defaults, `default` when given (for the keys whose
+/// default is not a value: detected, or a path chosen by the data set), otherwise read from the
+/// defaults of each data set ([`TrainConfig::defaults`]), e.g. `[default: 128 for cifar10 and
+/// images, 64 for mnist]`.
+pub fn flag_help(key: &str, help: &str, default: Option<&str>) -> String {
+    let default = default.map(str::to_string).unwrap_or_else(|| {
+        let mut values: Vec<(String, Vec<&str>)> = Vec::new();
+        for kind in [DatasetKind::Cifar10, DatasetKind::Mnist, DatasetKind::Images] {
+            let value = serde_json::to_value(TrainConfig::defaults(kind))
+                .ok()
+                .and_then(|v| v.get(key).cloned())
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                })
+                .unwrap_or_default();
+            match values.iter_mut().find(|(v, _)| *v == value) {
+                Some((_, kinds)) => kinds.push(kind.name()),
+                None => values.push((value, vec![kind.name()])),
+            }
+        }
+        match &values[..] {
+            [(value, _)] => value.clone(),
+            _ => values
+                .iter()
+                .map(|(value, kinds)| format!("{value} for {}", kinds.join(" and ")))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    });
+    format!("{help} [default: {default}]")
 }
 
 impl TrainConfig {
@@ -184,13 +263,15 @@ impl TrainConfig {
         Ok(config)
     }
 
-    /// Resolves the configuration of a resumed run: the checkpoint's configuration, with the
-    /// file and flags applied on top. Only the keys of [`RESUMABLE_KEYS`] may change (to train
-    /// longer, or log and save at another rate); any other difference is an error naming the key.
-    pub fn resolve_resumed(saved: &TrainConfig, file: &Overrides, flags: &Overrides, ckpt: &Path) -> Result<Self> {
+    /// Resolves the configuration of a resumed run: the checkpoint's configuration `saved`, with
+    /// the layers `overrides` (a file, then flags) applied on top. Only the keys of
+    /// [`RESUMABLE_KEYS`] may change (to train longer, or log and save at another rate); any
+    /// other difference is an error naming the key and the checkpoint `ckpt`.
+    pub fn resolve_resumed(saved: &TrainConfig, overrides: &[&Overrides], ckpt: &Path) -> Result<Self> {
         let mut config = saved.clone();
-        config.apply(file);
-        config.apply(flags);
+        for layer in overrides {
+            config.apply(layer);
+        }
         config.validate()?;
         let changed: Vec<String> = config
             .differences(saved)
@@ -225,47 +306,6 @@ impl TrainConfig {
                 (key.clone(), value.to_string(), other)
             })
             .collect()
-    }
-
-    /// Sets every key that `overrides` gives.
-    pub fn apply(&mut self, overrides: &Overrides) {
-        macro_rules! set {
-            ($($key:ident),* $(,)?) => {
-                $( if let Some(value) = &overrides.$key { self.$key = value.clone(); } )*
-            };
-        }
-        set!(
-            name,
-            seed,
-            dataset,
-            test_fraction,
-            dequantize,
-            random_flip,
-            ngf,
-            channels,
-            image_size,
-            sigma_begin,
-            sigma_end,
-            num_levels,
-            lr,
-            beta1,
-            beta2,
-            adam_eps,
-            batch_size,
-            steps,
-            snapshot_every,
-            log_every,
-            test_every,
-            test_batch_size,
-            ema,
-            ema_rate,
-        );
-        if overrides.data.is_some() {
-            self.data = overrides.data.clone();
-        }
-        if overrides.test_data.is_some() {
-            self.test_data = overrides.test_data.clone();
-        }
     }
 
     /// Checks every value's range; the error names the key and what was expected.
@@ -364,6 +404,19 @@ impl TrainConfig {
         )
     }
 
+    /// The data part: which images, their shape, and the batch they must fill.
+    pub fn data_spec(&self) -> DataSpec {
+        DataSpec {
+            dataset: self.dataset,
+            data: self.data.clone(),
+            test_data: self.test_data.clone(),
+            test_fraction: self.test_fraction,
+            channels: self.channels,
+            image_size: self.image_size,
+            batch_size: self.batch_size,
+        }
+    }
+
     /// The shape of the score network.
     pub fn model_config(&self) -> ModelConfig {
         ModelConfig {
@@ -458,92 +511,6 @@ pub fn validate_network(model: &ModelConfig, levels_key: &str) -> Result<()> {
 /// Keys that a resumed run may change.
 pub const RESUMABLE_KEYS: &[&str] = &["name", "steps", "snapshot_every", "log_every", "test_every"];
 
-/// Settings to override: the keys of a TOML config file and, with the same names, the
-/// command-line flags of `ncsn train` (`batch_size` is `--batch-size`). Every key is optional.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
-#[serde(deny_unknown_fields)]
-pub struct Overrides {
-    /// Run name [default: the data set's name]; the run folder is runs/<name>
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Seed of every random draw (weights, data order, dequantisation, flips, noise) [default: 1234]
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Kind of data [default: detected from --data; mnist without --data]
-    #[arg(long, value_enum)]
-    pub dataset: Option<DatasetKind>,
-    /// Training data: a cifar-10-batches-bin folder, an MNIST IDX images file (.gz or plain)
-    /// or a folder of PNG/JPEG images [default: the 5,000 MNIST digits shipped in data/]
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Test data in the same format [default: CIFAR-10's test_batch.bin, else a held-out fraction]
-    #[arg(long)]
-    pub test_data: Option<PathBuf>,
-    /// Fraction of training images held out for the test loss when there is no test file [default: 0.1]
-    #[arg(long)]
-    pub test_fraction: Option<f64>,
-    /// Uniform dequantisation x*255/256 + U[0,1)/256 (true/false) [default: true]
-    #[arg(long)]
-    pub dequantize: Option<bool>,
-    /// Random horizontal flips (true/false) [default: true for CIFAR-10 and images, false for MNIST]
-    #[arg(long)]
-    pub random_flip: Option<bool>,
-    /// Base width of the RefineNet [default: 128 CIFAR-10, 64 MNIST]
-    #[arg(long)]
-    pub ngf: Option<usize>,
-    /// Image channels, 1 or 3 [default: 3 CIFAR-10 and images, 1 MNIST]
-    #[arg(long)]
-    pub channels: Option<usize>,
-    /// Image height = width [default: 32 CIFAR-10 and images, 28 MNIST]
-    #[arg(long)]
-    pub image_size: Option<usize>,
-    /// Largest noise level sigma_1 [default: 1]
-    #[arg(long)]
-    pub sigma_begin: Option<f64>,
-    /// Smallest noise level sigma_L [default: 0.01]
-    #[arg(long)]
-    pub sigma_end: Option<f64>,
-    /// Number of noise levels L [default: 10]
-    #[arg(long)]
-    pub num_levels: Option<usize>,
-    /// Adam learning rate [default: 0.001]
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Adam beta_1 [default: 0.9]
-    #[arg(long)]
-    pub beta1: Option<f64>,
-    /// Adam beta_2 [default: 0.999]
-    #[arg(long)]
-    pub beta2: Option<f64>,
-    /// Adam epsilon [default: 1e-8]
-    #[arg(long)]
-    pub adam_eps: Option<f64>,
-    /// Images per step [default: 128]
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Training steps [default: 200000]
-    #[arg(long)]
-    pub steps: Option<u64>,
-    /// Checkpoint every N steps, and at the end [default: 5000]
-    #[arg(long)]
-    pub snapshot_every: Option<u64>,
-    /// Log the mean training loss every N steps [default: 25]
-    #[arg(long)]
-    pub log_every: Option<u64>,
-    /// Evaluate one test batch every N steps [default: 100]
-    #[arg(long)]
-    pub test_every: Option<u64>,
-    /// Images per test batch [default: 128]
-    #[arg(long)]
-    pub test_batch_size: Option<usize>,
-    /// Keep an EMA of the weights (true/false) [default: false]
-    #[arg(long)]
-    pub ema: Option<bool>,
-    /// EMA rate mu [default: 0.999]
-    #[arg(long)]
-    pub ema_rate: Option<f64>,
-}
-
 impl Overrides {
     /// Reads a TOML config file. Unknown keys and wrong types are errors naming the file,
     /// the key and what was expected.
@@ -632,15 +599,87 @@ mod tests {
             steps: Some(300_000),
             ..Default::default()
         };
-        let c = TrainConfig::resolve_resumed(&saved, &Overrides::default(), &longer, ckpt).unwrap();
+        let c = TrainConfig::resolve_resumed(&saved, &[&Overrides::default(), &longer], ckpt).unwrap();
         assert_eq!(c.steps, 300_000);
         let other = Overrides {
             ngf: Some(32),
             ..Default::default()
         };
-        let err = TrainConfig::resolve_resumed(&saved, &Overrides::default(), &other, ckpt)
+        let err = TrainConfig::resolve_resumed(&saved, &[&Overrides::default(), &other], ckpt)
             .unwrap_err()
             .to_string();
         assert!(err.contains("`ngf` = 32") && err.contains("64"), "{err}");
+    }
+    #[test]
+    fn every_key_of_a_config_file_is_applied() {
+        // A configuration whose every value differs from the MNIST defaults, written as a TOML
+        // file (as `train` writes config.toml) and read back: each key must reach the config (a
+        // key the layering forgot would silently keep its default).
+        let defaults = TrainConfig::mnist();
+        let mut all = TrainConfig {
+            name: "every-key".into(),
+            seed: 99,
+            dataset: DatasetKind::Mnist,
+            data: Some(PathBuf::from("digits.gz")),
+            test_data: Some(PathBuf::from("test.gz")),
+            test_fraction: 0.25,
+            dequantize: false,
+            random_flip: true,
+            ngf: 8,
+            channels: 1,
+            image_size: 16,
+            sigma_begin: 2.0,
+            sigma_end: 0.05,
+            num_levels: 5,
+            lr: 2e-4,
+            beta1: 0.5,
+            beta2: 0.99,
+            adam_eps: 1e-6,
+            batch_size: 16,
+            steps: 7,
+            snapshot_every: 3,
+            log_every: 2,
+            test_every: 4,
+            test_batch_size: 32,
+            ema: true,
+            ema_rate: 0.9,
+        };
+        let theirs = serde_json::to_value(&defaults).unwrap();
+        for (key, value) in serde_json::to_value(&all).unwrap().as_object().unwrap() {
+            // `dataset` and `channels` cannot differ for MNIST data; every other key does.
+            if key != "dataset" && key != "channels" {
+                assert_ne!(Some(value), theirs.get(key), "`{key}` should differ from the default");
+            }
+        }
+        let text = toml::to_string(&all).unwrap();
+        let file: Overrides = toml::from_str(&text).unwrap();
+        assert_eq!(TrainConfig::resolve(&file, &Overrides::default()).unwrap(), all);
+        // The same through flags on top of an empty file.
+        all.name = "flags".into();
+        let flags: Overrides = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();
+        assert_eq!(TrainConfig::resolve(&Overrides::default(), &flags).unwrap(), all);
+    }
+
+    #[test]
+    fn help_shows_the_defaults_of_the_data_sets() {
+        // Read from the defaults themselves, so a changed default changes the help.
+        assert_eq!(
+            flag_help("ngf", "Base width", None),
+            "Base width [default: 128 for cifar10 and images, 64 for mnist]"
+        );
+        assert_eq!(
+            flag_help("lr", "Adam learning rate", None),
+            "Adam learning rate [default: 0.001]"
+        );
+        assert_eq!(
+            flag_help("name", "Run name", None),
+            "Run name [default: cifar10 for cifar10, mnist for mnist, images for images]"
+        );
+        let mut command = <Overrides as clap::Args>::augment_args(clap::Command::new("train"));
+        let help = command.render_help().to_string();
+        assert!(
+            help.contains("[default: 200000]") && help.contains("--batch-size"),
+            "{help}"
+        );
     }
 }

@@ -22,6 +22,14 @@ pub enum Error {
         /// What was found and what was expected.
         message: String,
     },
+    /// An output (a figure) could not be made; the inputs were fine.
+    #[error("{}: {message}", path.display())]
+    Output {
+        /// The file being written.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
     /// A configuration value (from a TOML file or a command-line flag) is invalid.
     #[error("invalid config value `{key}`: {message}")]
     Config {
@@ -42,6 +50,11 @@ pub enum Error {
     /// which value and the settings that can cause it.
     #[error("{0}")]
     NonFinite(String),
+    /// A library function was given arguments that do not fit together (a network of another
+    /// shape than its configuration, a figure's images of another count): a caller's mistake,
+    /// not a user's setting.
+    #[error("{0}")]
+    Argument(String),
     /// The requested device cannot be used.
     #[error("{0}")]
     Device(String),
@@ -91,6 +104,13 @@ impl Error {
     /// An [`Error::Data`] for `path`.
     pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Data {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+    /// An [`Error::Output`] for `path`.
+    pub fn output(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Output {
             path: path.into(),
             message: message.into(),
         }

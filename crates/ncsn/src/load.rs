@@ -1,16 +1,89 @@
-//! Where a model to sample from comes from: a run folder of `ncsn train` (its `checkpoint.json`
-//! holds the configuration), or a bare `.safetensors` file of weights, such as a reference
-//! PyTorch checkpoint converted by `scripts/convert_reference_checkpoint.py`, whose
-//! configuration must be given (`--model-config cifar10|mnist|FILE.toml`).
+//! A trained network to sample from, differentiate or fine-tune: from a run folder of
+//! `ncsn train` (its `checkpoint.json` holds the configuration), or from a bare `.safetensors`
+//! file of weights, such as a reference PyTorch checkpoint converted by
+//! `scripts/convert_reference_checkpoint.py`, whose network shape and noise levels must be given.
 use std::collections::HashSet;
 use std::path::Path;
 
-use candle_core::Device;
+use candle_core::{DType, Device};
+use candle_nn::VarMap;
 
-use crate::checkpoint::{build_model, load_checkpoint, LoadedModel};
-use crate::config::{Overrides, TrainConfig};
+use crate::config::TrainConfig;
 use crate::error::{Error, Result};
+use crate::model::{build_model, CondRefineNetDilated, ModelConfig, ScoreNet};
+use crate::training::checkpoint::Checkpoint;
 use crate::vars::{load_into, named_vars};
+
+/// A trained network with its noise levels.
+pub struct LoadedModel {
+    /// The noise levels sigma_1 > ... > sigma_L the network was trained with.
+    pub sigmas: Vec<f64>,
+    /// Training steps done (0 for a bare weights file).
+    pub step: u64,
+    /// The network with the last weights.
+    pub model: CondRefineNetDilated,
+    /// The parameters of `model`, as variables: differentiate with respect to them
+    /// (`loss.backward()` then `grads.get(var)`), or optimise them to fine-tune.
+    pub params: VarMap,
+    /// The network with the EMA weights, when the run kept an EMA.
+    pub ema: Option<CondRefineNetDilated>,
+    /// The run configuration: a run folder's, or the one `--model-config` names ([`load_model`]);
+    /// `None` from [`load_weights_file`], which takes only the network's shape and sigmas.
+    pub run: Option<TrainConfig>,
+    /// Tensors of a bare weights file that are not parameters of the network (sorted), which
+    /// were ignored: a converted training checkpoint may hold more than the network (the CLI
+    /// reports them). Always empty for a run folder, whose checkpoint must hold nothing else.
+    pub ignored: Vec<String>,
+}
+
+impl LoadedModel {
+    /// The network to sample with: the EMA weights when there are some (as NCSNv2 does),
+    /// otherwise the last weights.
+    pub fn sampling_model(&self) -> &CondRefineNetDilated {
+        self.ema.as_ref().unwrap_or(&self.model)
+    }
+
+    /// The network to sample with ([`Self::sampling_model`], or the last weights when `no_ema`)
+    /// as a noise-conditional score, with the name of the weights it uses.
+    pub fn score_net(&self, no_ema: bool) -> Result<(ScoreNet<'_>, &'static str)> {
+        let model = if no_ema { &self.model } else { self.sampling_model() };
+        let name = if std::ptr::eq(model, &self.model) {
+            "weights"
+        } else {
+            "EMA weights"
+        };
+        Ok((ScoreNet::new(model, &self.sigmas)?, name))
+    }
+
+    /// The network's shape.
+    pub fn config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+}
+
+/// Loads the model of a checkpoint (a run folder or its `checkpoint.json`), in `f32`.
+pub fn load_checkpoint(path: &Path, device: &Device) -> Result<LoadedModel> {
+    let checkpoint = Checkpoint::open(path, device)?;
+    let state = &checkpoint.state;
+    let (params, model) = build_model(&state.model, DType::F32, device, None)?;
+    checkpoint.load(&named_vars(&params), "model.")?;
+    let ema = if state.config.ema {
+        let (ema_vars, ema_model) = build_model(&state.model, DType::F32, device, None)?;
+        checkpoint.load(&named_vars(&ema_vars), "ema.")?;
+        Some(ema_model)
+    } else {
+        None
+    };
+    Ok(LoadedModel {
+        sigmas: state.sigmas.clone(),
+        step: state.step,
+        model,
+        params,
+        ema,
+        run: Some(checkpoint.state.config),
+        ignored: Vec::new(),
+    })
+}
 
 /// The configuration named by `--model-config`: `cifar10` (the paper's model: ngf 128, 3x32x32,
 /// sigmas 1 -> 0.01, L = 10), `mnist` (the reference's: ngf 64, 1x28x28, same sigmas), or a TOML
@@ -31,7 +104,8 @@ pub fn model_config(value: &str) -> Result<TrainConfig> {
                     ),
                 ));
             }
-            TrainConfig::resolve(&Overrides::from_toml_file(path)?, &Overrides::default())
+            let file = crate::config::Overrides::from_toml_file(path)?;
+            TrainConfig::resolve(&file, &Default::default())
         }
     }
 }
@@ -42,9 +116,16 @@ pub fn is_weights_file(path: &Path) -> bool {
 }
 
 /// Loads the weights file `path` (tensor names as the reference's state_dict, without a
-/// `module.` prefix) into the network of `config`. Every tensor of the network must be there
-/// with its shape, and nothing else.
-pub fn load_weights_file(path: &Path, config: TrainConfig, device: &Device) -> Result<LoadedModel> {
+/// `module.` prefix) into the network `config` with noise levels `sigmas`, in `dtype`. Every
+/// parameter of the network must be there with its shape; other tensors are ignored and listed
+/// in [`LoadedModel::ignored`].
+pub fn load_weights_file(
+    path: &Path,
+    config: &ModelConfig,
+    sigmas: Vec<f64>,
+    dtype: DType,
+    device: &Device,
+) -> Result<LoadedModel> {
     if !path.is_file() {
         return Err(Error::checkpoint(
             path,
@@ -60,35 +141,42 @@ pub fn load_weights_file(path: &Path, config: TrainConfig, device: &Device) -> R
              which also holds the configuration",
         ));
     }
-    let (varmap, model) = build_model(&config.model_config(), device, None)?;
-    let vars = named_vars(&varmap);
+    let (params, model) = build_model(config, dtype, device, None)?;
+    let vars = named_vars(&params);
     load_into(&vars, &tensors, "", path)?;
     let names: HashSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
-    let mut extra: Vec<&String> = tensors.keys().filter(|k| !names.contains(k.as_str())).collect();
-    extra.sort();
-    if let Some(first) = extra.first() {
-        return Err(Error::checkpoint(
-            path,
-            format!(
-                "holds {} tensor(s) that the model of the given configuration does not have (first: `{first}`)",
-                extra.len()
-            ),
-        ));
-    }
+    let mut ignored: Vec<String> = tensors
+        .keys()
+        .filter(|k| !names.contains(k.as_str()))
+        .cloned()
+        .collect();
+    ignored.sort();
+    // The network checks that it has one level per sigma.
+    ScoreNet::new(&model, &sigmas)?;
     Ok(LoadedModel {
-        sigmas: config.sigmas()?,
-        config,
+        sigmas,
         step: 0,
         model,
+        params,
         ema: None,
+        run: None,
+        ignored,
     })
 }
 
 /// The model of `--checkpoint PATH [--model-config C]`: a run folder or `checkpoint.json`
-/// (then `model_config` must be `None`), or a `.safetensors` weights file (then it is required).
+/// (then `model_config` must be `None`), or a `.safetensors` weights file (then it is required),
+/// with the run configuration it came with or was given.
 pub fn load_model(checkpoint: &Path, model_config_flag: Option<&str>, device: &Device) -> Result<LoadedModel> {
     match (is_weights_file(checkpoint), model_config_flag) {
-        (true, Some(flag)) => load_weights_file(checkpoint, model_config(flag)?, device),
+        (true, Some(flag)) => {
+            let config = model_config(flag)?;
+            let loaded = load_weights_file(checkpoint, &config.model_config(), config.sigmas()?, DType::F32, device)?;
+            Ok(LoadedModel {
+                run: Some(config),
+                ..loaded
+            })
+        }
         (true, None) => Err(Error::checkpoint(
             checkpoint,
             "is a bare weights file, which does not say which model it holds: add --model-config cifar10, \

@@ -30,7 +30,7 @@ fn cifar10_records_load_channel_major_and_split_train_test() {
         batch_size: 4,
         ..TrainConfig::cifar10()
     };
-    let (train, test) = load_train_test(&config).unwrap();
+    let (train, test) = load_train_test(&config.data_spec()).unwrap();
     assert_eq!(
         (train.len(), test.len()),
         (20, 4),
@@ -75,7 +75,7 @@ fn cifar10_bad_files_are_named() {
         batch_size: 2,
         ..TrainConfig::cifar10()
     };
-    let e = err_text(load_train_test(&config));
+    let e = err_text(load_train_test(&config.data_spec()));
     assert!(e.contains("test_batch.bin"), "{e}");
 }
 
@@ -96,7 +96,7 @@ fn the_shipped_mnist_digits_load() {
     let path = ncsn::data::shipped_mnist().unwrap();
     let set = idx::load_images(&path).unwrap();
     assert_eq!((set.len(), set.dims()), (5000, (1, 28, 28)));
-    let (train, test) = load_train_test(&TrainConfig::mnist()).unwrap();
+    let (train, test) = load_train_test(&TrainConfig::mnist().data_spec()).unwrap();
     assert_eq!((train.len(), test.len()), (4500, 500), "10% held out");
 }
 
@@ -164,7 +164,7 @@ fn image_folders_are_resized_cropped_and_channel_major() {
         test_fraction: 0.3,
         ..TrainConfig::images()
     };
-    let (train, test) = load_train_test(&config).unwrap();
+    let (train, test) = load_train_test(&config.data_spec()).unwrap();
     assert_eq!((train.len(), test.len()), (2, 1));
     assert_eq!(ncsn::data::detect_kind(&dir).unwrap(), DatasetKind::Images);
 }
@@ -191,11 +191,11 @@ fn data_that_does_not_fit_the_model_is_an_error() {
     write_idx(&data, 10, 16, false);
     let mut config = tiny_config(&data);
     config.image_size = 28;
-    let e = err_text(load_train_test(&config));
+    let e = err_text(load_train_test(&config.data_spec()));
     assert!(e.contains("16x16") && e.contains("image_size = 16"), "{e}");
     let mut config = tiny_config(&data);
     config.batch_size = 64;
-    match load_train_test(&config) {
+    match load_train_test(&config.data_spec()) {
         Err(Error::Config { key, message }) => assert!(key == "batch_size" && message.contains("9"), "{message}"),
         other => panic!("expected a batch_size error, got {other:?}"),
     }

@@ -1,13 +1,13 @@
 //! Inpainting: the projection, the observed pixels at the end, masks, and loading the images.
 mod common;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use langevin::Projection;
-use ncsn::checkpoint::build_model;
-use ncsn::inpaint::{inpaint, load_dataset_images, load_image_files, InpaintProjection, MaskKind};
-use ncsn::model::{CondRefineNetDilated, ModelConfig};
-use ncsn::sample::SampleConfig;
-use ncsn::train::Progress;
+use ncsn::model::build_model;
+use ncsn::model::{CondRefineNetDilated, ModelConfig, ScoreNet};
+use ncsn::sampling::inpaint::{inpaint, load_dataset_images, load_image_files, InpaintProjection, MaskKind};
+use ncsn::sampling::SampleConfig;
+use ncsn::Progress;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -20,7 +20,7 @@ fn tiny_model() -> CondRefineNetDilated {
         image_size: SIZE,
         num_classes: 4,
     };
-    build_model(&cfg, &Device::Cpu, Some(9)).unwrap().1
+    build_model(&cfg, DType::F32, &Device::Cpu, Some(9)).unwrap().1
 }
 
 fn values(t: &Tensor) -> Vec<f32> {
@@ -82,8 +82,8 @@ fn completions_keep_the_observed_pixels_within_a_few_sigma_l() {
             ..SampleConfig::default()
         };
         let out = inpaint(
-            &model,
-            &sigmas,
+            &ScoreNet::new(&model, &sigmas).unwrap(),
+            [1, SIZE, SIZE],
             &observed,
             &mask,
             3,
@@ -132,8 +132,8 @@ fn completions_of_one_image_differ_and_are_reproducible() {
     let run = || {
         values(
             &inpaint(
-                &model,
-                &sigmas,
+                &ScoreNet::new(&model, &sigmas).unwrap(),
+                [1, SIZE, SIZE],
                 &images(),
                 &mask,
                 2,

@@ -220,7 +220,7 @@ fn samples_far_outside_the_data_range_are_reported() {
         .unwrap()
         .to_vec1::<f32>()
         .unwrap();
-    let (lo, hi) = ncsn::commands::SENSIBLE_RANGE;
+    let (lo, hi) = ncsn::cli::chains::SENSIBLE_RANGE;
     let inside = values.iter().all(|v| (lo..=hi).contains(v));
     assert_eq!(stderr(&out).contains("warning"), !inside, "{}", stderr(&out));
 }

@@ -4,11 +4,13 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use langevin::StepConvention;
-use ncsn::checkpoint::build_model;
+use langevin::{NoiseConditionalScore, Trajectory};
 use ncsn::load::{load_model, load_weights_file, model_config};
+use ncsn::model::build_model;
+use ncsn::model::ScoreNet;
 use ncsn::model::{CondRefineNetDilated, ModelConfig};
-use ncsn::sample::{count_non_finite, sample, score_fn, SampleConfig};
-use ncsn::train::Progress;
+use ncsn::sampling::{count_non_finite, SampleConfig};
+use ncsn::Progress;
 
 /// A tiny network with seeded random weights: ngf 4, one channel, 8x8, 4 noise levels.
 fn tiny_model(seed: u64) -> CondRefineNetDilated {
@@ -18,7 +20,19 @@ fn tiny_model(seed: u64) -> CondRefineNetDilated {
         image_size: 8,
         num_classes: 4,
     };
-    build_model(&cfg, &Device::Cpu, Some(seed)).unwrap().1
+    build_model(&cfg, DType::F32, &Device::Cpu, Some(seed)).unwrap().1
+}
+
+/// `ncsn::sampling::sample` with `model` at noise levels `sigmas` as the score.
+fn sample(
+    model: &CondRefineNetDilated,
+    sigmas: &[f64],
+    config: &SampleConfig,
+    device: &Device,
+    progress: Progress,
+) -> ncsn::Result<Trajectory<Tensor>> {
+    let net = ScoreNet::new(model, sigmas)?;
+    ncsn::sampling::sample(&net, net.image_dims(), config, device, progress)
 }
 
 fn sigmas() -> Vec<f64> {
@@ -50,7 +64,7 @@ fn samples_have_the_model_shape_and_are_finite() {
     assert!(!out.samples.track_op(), "samples hold no autograd graph");
     assert!(out.snapshots.is_empty(), "no snapshots unless asked for");
     // The display grid: 3 x 2 tiles of 16x16 pixels (scale 2) with 2-pixel gaps.
-    let grid = ncsn::images::grid(&out.samples, 2).unwrap();
+    let grid = ncsn::sampling::images::grid(&out.samples, 2).unwrap();
     assert_eq!(grid.dimensions(), (2 + 3 * 18, 2 + 2 * 18));
 }
 
@@ -121,19 +135,21 @@ fn snapshots_every_k_steps_joined_over_batches() {
 fn the_score_is_the_network_at_the_level_index() {
     let model = tiny_model(5);
     let x = Tensor::rand(0f32, 1f32, (3, 1, 8, 8), &Device::Cpu).unwrap();
-    let mut score = score_fn(&model);
+    let sigmas = sigmas();
+    let score = ScoreNet::new(&model, &sigmas).unwrap();
+    assert_eq!(score.sigmas(), &sigmas[..]);
     for level in 0..4u32 {
         let labels = Tensor::full(level, 3, &Device::Cpu).unwrap();
         let expected = values(&model.forward(&x, &labels).unwrap());
-        assert_eq!(values(&score(&x, level as usize, f64::NAN).unwrap()), expected);
+        assert_eq!(values(&score.score(&x, level as usize).unwrap()), expected);
     }
     // Detached from the weights' autograd graph, so a long chain does not keep every step's
     // activations alive.
-    assert!(!score(&x, 0, 1.0).unwrap().track_op());
+    assert!(!score.score(&x, 0).unwrap().track_op());
     // Levels give different scores (the network is conditioned on them).
     assert_ne!(
-        values(&score(&x, 0, 1.0).unwrap()),
-        values(&score(&x, 3, 0.01).unwrap())
+        values(&score.score(&x, 0).unwrap()),
+        values(&score.score(&x, 3).unwrap())
     );
 }
 
@@ -233,9 +249,12 @@ fn checkpoints_that_do_not_fit_give_errors_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let weights = fixture("reference_ngf4_28x28x1.safetensors");
     // Another configuration: the reference MNIST model is ngf 64.
+    let mnist = model_config("mnist").unwrap();
     let err = message(load_weights_file(
         &weights,
-        model_config("mnist").unwrap(),
+        &mnist.model_config(),
+        mnist.sigmas().unwrap(),
+        DType::F32,
         &Device::Cpu,
     ));
     assert!(

@@ -7,7 +7,8 @@ use common::{assert_clean_error, ncsn, stderr};
 use std::path::Path;
 
 use candle_core::Device;
-use ncsn::train::{train_new, Progress, RunOptions};
+use ncsn::training::{train_new, RunOptions};
+use ncsn::Progress;
 
 /// A tiny trained run (ngf 8, 16x16, 4 levels, 2 steps, with an EMA) in `dir/run`, and its data.
 fn tiny_run(dir: &Path) {
@@ -219,4 +220,53 @@ fn bench_reports_speed_memory_and_the_profile() {
         assert!(text.contains(needle), "{needle:?} in {text}");
     }
     assert_clean_error(&ncsn(&["bench", "--ngf", "1"], tmp.path()), &["ngf"]);
+}
+
+#[test]
+fn extra_tensors_of_a_weights_file_are_ignored_and_reported() {
+    // A converted training checkpoint may hold more than the network: the network's tensors are
+    // loaded, the others ignored, and the command says so. The samples are those of the file
+    // without them.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/reference_ngf4_28x28x1.safetensors");
+    let mut tensors = candle_core::safetensors::load(&fixture, &Device::Cpu).unwrap();
+    std::fs::copy(&fixture, dir.join("plain.safetensors")).unwrap();
+    tensors.insert(
+        "optimizer.state.0.exp_avg".into(),
+        candle_core::Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&tensors, dir.join("extra.safetensors")).unwrap();
+    std::fs::write(dir.join("ngf4.toml"), "dataset = \"mnist\"\nngf = 4\n").unwrap();
+    let run = |name: &str| {
+        let out = ncsn(
+            &[
+                "sample",
+                "--checkpoint",
+                &format!("{name}.safetensors"),
+                "--model-config",
+                "ngf4.toml",
+                "--n",
+                "2",
+                "--steps-per-level",
+                "1",
+                "--out",
+                name,
+            ],
+            dir,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        (
+            stderr(&out),
+            tensor(&dir.join(name).join("samples.safetensors"), "samples"),
+        )
+    };
+    let (said, with_extra) = run("extra");
+    assert!(
+        said.contains("1 tensor(s) that are not parameters") && said.contains("optimizer.state.0.exp_avg"),
+        "{said}"
+    );
+    let (said, plain) = run("plain");
+    assert!(!said.contains("not parameters"), "{said}");
+    assert_eq!(with_extra, plain);
 }

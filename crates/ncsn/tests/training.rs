@@ -7,8 +7,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use common::{tiny_config, write_idx};
-use ncsn::checkpoint::{read_meta, read_tensors};
-use ncsn::log::Split;
+use ncsn::training::checkpoint::{Checkpoint, RunState};
+use ncsn::training::log::Split;
 use ncsn::vars::named_vars;
 use ncsn::{load_checkpoint, train_new, train_resume, Overrides, Progress, RunOptions, Trainer};
 
@@ -20,8 +20,7 @@ fn options(dir: &Path) -> RunOptions {
 }
 
 fn checkpoint_tensors(run: &Path) -> HashMap<String, Tensor> {
-    let json = run.join("checkpoint.json");
-    read_tensors(&json, &read_meta(&json).unwrap(), &Device::Cpu).unwrap()
+    Checkpoint::open(run, &Device::Cpu).unwrap().tensors
 }
 
 #[test]
@@ -71,7 +70,7 @@ fn checkpoint_round_trip_restores_the_model_and_its_ema() {
         assert!(run.join(file).is_file(), "{file} written");
     }
     let loaded = load_checkpoint(&run, &Device::Cpu).unwrap();
-    assert_eq!((loaded.step, &loaded.config), (3, &config));
+    assert_eq!((loaded.step, loaded.run.as_ref()), (3, Some(&config)));
     assert_eq!(loaded.sigmas, config.sigmas().unwrap());
     // The loaded model computes what the saved weights compute: compare with a model built
     // from the checkpoint's raw tensors.
@@ -152,7 +151,7 @@ fn resumed_run_equals_uninterrupted_run() {
         // Same draws and the same CPU kernels in the same order: bit for bit (0 difference).
         assert_eq!(d, 0.0, "{name} differs by {d}");
     }
-    let (ma, mb) = (read_meta(&whole).unwrap(), read_meta(&parts).unwrap());
+    let (ma, mb) = (RunState::read(&whole).unwrap(), RunState::read(&parts).unwrap());
     assert_eq!((ma.step, ma.adam_steps), (mb.step, mb.adam_steps));
     assert_eq!(ma.rng, mb.rng);
     assert_eq!(ma.train_loader, mb.train_loader);
@@ -229,4 +228,44 @@ fn checkpoint_of_another_configuration_is_refused() {
         .unwrap()
         .to_string();
     assert!(err.contains("nowhere"), "{err}");
+}
+
+#[test]
+fn a_loaded_model_is_fine_tuned_from_its_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits-idx3-ubyte");
+    write_idx(&data, 20, 16, false);
+    let run = tmp.path().join("run");
+    let mut config = tiny_config(&data);
+    config.steps = 2;
+    train_new(config.clone(), &Device::Cpu, &options(&run)).unwrap();
+    let loaded = load_checkpoint(&run, &Device::Cpu).unwrap();
+    let flat = |vars: &candle_nn::VarMap| -> Vec<Vec<f32>> {
+        named_vars(vars)
+            .iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect()
+    };
+    let saved = flat(&loaded.params);
+    let (train, test) = ncsn::data::load_train_test(&config.data_spec()).unwrap();
+
+    // Another shape than the configuration's is the caller's mistake, named as such.
+    let wider = ncsn::TrainConfig {
+        ngf: 16,
+        ..config.clone()
+    };
+    let (params, model) = ncsn::model::build_model(&config.model_config(), DType::F32, &Device::Cpu, Some(1)).unwrap();
+    match Trainer::from_weights(wider, params, model, train.clone(), test.clone(), &Device::Cpu) {
+        Err(ncsn::Error::Argument(message)) => assert!(message.contains("ngf: 16"), "{message}"),
+        Err(e) => panic!("expected an argument error, got {e}"),
+        Ok(_) => panic!("expected an argument error"),
+    }
+
+    // The trainer starts at the loaded weights (its parameters are the loaded model's), and its
+    // steps move them.
+    let mut trainer = Trainer::from_weights(config, loaded.params, loaded.model, train, test, &Device::Cpu).unwrap();
+    assert_eq!((trainer.step(), flat(trainer.varmap())), (0, saved.clone()));
+    let loss = trainer.train_step().unwrap();
+    assert!(loss.is_finite());
+    assert_ne!(flat(trainer.varmap()), saved, "one Adam step changes the weights");
 }

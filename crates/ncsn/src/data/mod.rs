@@ -18,8 +18,52 @@ use rand_chacha::ChaCha8Rng;
 
 pub use batches::{Batcher, LoaderState};
 
-use crate::config::{DatasetKind, TrainConfig};
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
+
+/// Which kind of data a run trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    /// CIFAR-10's binary version: a `cifar-10-batches-bin` folder (32x32 RGB).
+    Cifar10,
+    /// An MNIST IDX images file, gzip or plain (28x28 grayscale).
+    Mnist,
+    /// A folder of PNG/JPEG images of any size, resized and cropped to `image_size`.
+    Images,
+}
+
+impl DatasetKind {
+    /// The lowercase name used in configs and run folder names.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::Images => "images",
+        }
+    }
+}
+
+/// Which images a run trains and tests on, and the shape and count they must have (the data
+/// part of a run's configuration: `crate::config::TrainConfig::data_spec`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSpec {
+    /// Kind of data.
+    pub dataset: DatasetKind,
+    /// Training data; `None`: CIFAR-10's default folder, or the MNIST digits shipped in `data/`.
+    pub data: Option<PathBuf>,
+    /// Test data; `None`: CIFAR-10's `test_batch.bin`, otherwise a held-out fraction.
+    pub test_data: Option<PathBuf>,
+    /// Fraction of the training images held out when there is no test file.
+    pub test_fraction: f64,
+    /// Image channels.
+    pub channels: usize,
+    /// Image height = width.
+    pub image_size: usize,
+    /// Images per training batch: the training set must hold at least this many.
+    pub batch_size: usize,
+}
 
 /// Images in memory as bytes, channel-major: image `i`, channel `c`, row `y`, column `x` is
 /// `pixels[((i * channels + c) * height + y) * width + x]`.
@@ -157,7 +201,7 @@ pub fn missing(path: &Path) -> Error {
 }
 
 /// Loads the training and test images of `config`, checking that their size is the model's.
-pub fn load_train_test(config: &TrainConfig) -> Result<(ImageSet, ImageSet)> {
+pub fn load_train_test(config: &DataSpec) -> Result<(ImageSet, ImageSet)> {
     let size = config.image_size;
     let (train, test, source) = match config.dataset {
         DatasetKind::Cifar10 => {

@@ -11,6 +11,8 @@
 //! - [`residual`]: the encoder's residual blocks; [`rcu`], [`msf`], [`crp`], [`refine_block`]:
 //!   RefineNet's parts; [`refinenet`]: the whole network;
 //! - [`shapes`]: the reference's state_dict listing;
+//! - [`score`]: [`build_model`], and [`ScoreNet`], the network with its noise levels as a
+//!   `langevin::NoiseConditionalScore`;
 //! - [`profile`]: per-layer-kind timing hooks (`crate::bench` reports them).
 use serde::{Deserialize, Serialize};
 
@@ -27,10 +29,12 @@ pub mod refinenet;
 pub mod residual;
 pub mod resize;
 pub mod same_conv;
+pub mod score;
 pub mod shapes;
 
 pub use norm::CondInstanceNormPlusPlus;
 pub use refinenet::CondRefineNetDilated;
+pub use score::{build_model, ScoreNet};
 pub use shapes::{reference_shapes, ParamShape};
 
 /// Shape of the score network.

@@ -14,26 +14,35 @@
 //! Every random draw (data order, dequantisation, flips, levels, noise, initial weights) comes
 //! from ChaCha8 generators seeded from `seed`, and a checkpoint stores their positions, so a
 //! resumed run computes exactly what the uninterrupted run would have.
+//!
+//! - [`checkpoint`]: the run state and the files of a checkpoint (one save, one read);
+//! - [`ema`]: the moving average of the weights;
+//! - [`log`], [`plot`]: `loss.csv` and `loss.png`.
+pub mod checkpoint;
+pub mod ema;
+pub mod log;
+pub mod plot;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use indicatif::ProgressBar;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use score_matching::anneal_dsm::{anneal_dsm_per_example, draw_levels, per_level_means, sigmas_tensor};
 
-use crate::checkpoint::{self, CheckpointMeta, LossAccumulator, FORMAT};
 use crate::config::{Overrides, TrainConfig};
 use crate::data::{load_train_test, Batcher, ImageSet};
-use crate::ema::Ema;
 use crate::error::{Error, Result};
 use crate::fsutil::{remove_temporaries, write_atomic, RunLock};
-use crate::log::{LogRow, LossLog, Split};
-use crate::model::CondRefineNetDilated;
-use crate::plot::plot_losses;
+use crate::model::{build_model, CondRefineNetDilated};
+use crate::progress::Progress;
+use crate::training::ema::Ema;
+use crate::training::log::{LogRow, LossLog, Split};
+use crate::training::plot::plot_losses;
 use crate::vars::{load_into, named_vars, stored_tensor_error};
+use checkpoint::{Checkpoint, LossAccumulator, RunState, FORMAT};
 use workbench::{Adam, AdamConfig};
 
 /// Stream of the test generator (the training generator uses stream 0, epoch `e`'s data order
@@ -49,22 +58,19 @@ pub const LOSS_PNG: &str = "loss.png";
 /// The resolved configuration, usable again as `--config`.
 pub const CONFIG_TOML: &str = "config.toml";
 
-/// A model being trained, with its optimizer, data and random generators.
+/// A model being trained, with its optimizer, data and random generators. Its [`RunState`]
+/// (step, generators, loader positions, loss since the last log row, configuration) is what
+/// `checkpoint.json` holds; the tensors (weights, Adam's moments, EMA) go to the weights file.
 pub struct Trainer {
-    config: TrainConfig,
-    sigmas: Vec<f64>,
+    state: RunState,
     sigmas_t: Tensor,
     device: Device,
     varmap: VarMap,
     model: CondRefineNetDilated,
     adam: Adam,
     ema: Option<Ema>,
-    rng: ChaCha8Rng,
-    test_rng: ChaCha8Rng,
     train: Batcher,
     test: Batcher,
-    step: u64,
-    acc: LossAccumulator,
     phases: StepPhases,
 }
 
@@ -88,17 +94,41 @@ impl Trainer {
         config.validate()?;
         let needs = crate::limits::training_needs(&config.model_config(), config.batch_size, "batch_size", config.ema);
         crate::limits::check("ncsn train", &needs)?;
-        let (train, test) = load_train_test(&config)?;
+        let (train, test) = load_train_test(&config.data_spec())?;
         Self::with_data(config, train, test, device)
     }
 
-    /// A fresh run on images already in memory (`config`'s data fields are not read).
+    /// A fresh run on images already in memory (`config`'s data fields are not read), with
+    /// weights drawn from the seed.
     pub fn with_data(config: TrainConfig, train: ImageSet, test: ImageSet, device: &Device) -> Result<Self> {
         config.validate()?;
-        let sigmas = config.sigmas()?;
         let mut init_rng = ChaCha8Rng::seed_from_u64(config.seed);
         init_rng.set_stream(INIT_STREAM);
-        let (varmap, model) = checkpoint::build_model(&config.model_config(), device, Some(init_rng.next_u64()))?;
+        let (varmap, model) = build_model(&config.model_config(), DType::F32, device, Some(init_rng.next_u64()))?;
+        Self::from_weights(config, varmap, model, train, test, device)
+    }
+
+    /// A fresh run (step 0, a new Adam, the EMA starting at these weights) from given weights:
+    /// `model` and its variables `varmap`, e.g. a loaded model to fine-tune
+    /// ([`crate::load::LoadedModel`]'s `model` and `params`). The network must have the shape
+    /// of `config`.
+    pub fn from_weights(
+        config: TrainConfig,
+        varmap: VarMap,
+        model: CondRefineNetDilated,
+        train: ImageSet,
+        test: ImageSet,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        if *model.config() != config.model_config() {
+            return Err(Error::Argument(format!(
+                "Trainer::from_weights: the network is {:?}, the configuration asks for {:?}",
+                model.config(),
+                config.model_config()
+            )));
+        }
+        let sigmas = config.sigmas()?;
         let vars = named_vars(&varmap);
         let adam = Adam::new(
             vars.clone(),
@@ -116,81 +146,94 @@ impl Trainer {
         };
         let mut test_rng = ChaCha8Rng::seed_from_u64(config.seed);
         test_rng.set_stream(TEST_STREAM);
-        Ok(Self {
-            sigmas_t: sigmas_tensor(&sigmas, device)?,
-            acc: LossAccumulator::new(sigmas.len()),
+        let train = Batcher::shuffled(
+            train,
+            config.batch_size,
+            config.seed,
+            config.random_flip,
+            config.dequantize,
+        );
+        let test = Batcher::sequential(test, config.test_batch_size, config.dequantize);
+        let state = RunState {
+            format: FORMAT.into(),
+            step: 0,
+            weights: checkpoint::weights_name(0),
+            model: config.model_config(),
+            adam_steps: adam.steps(),
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            test_rng,
+            train_loader: train.state(),
+            test_loader: test.state(),
+            loss_accumulator: LossAccumulator::new(sigmas.len()),
             sigmas,
+            config,
+        };
+        Ok(Self {
+            sigmas_t: sigmas_tensor(&state.sigmas, device)?,
+            state,
             device: device.clone(),
             varmap,
             model,
             adam,
             ema,
-            rng: ChaCha8Rng::seed_from_u64(config.seed),
-            test_rng,
-            train: Batcher::shuffled(
-                train,
-                config.batch_size,
-                config.seed,
-                config.random_flip,
-                config.dequantize,
-            ),
-            test: Batcher::sequential(test, config.test_batch_size, config.dequantize),
-            step: 0,
+            train,
+            test,
             phases: StepPhases::default(),
-            config,
         })
     }
 
-    /// Continues the run of the checkpoint at `path` (a run folder or its `checkpoint.json`)
-    /// with `config` (the checkpoint's, possibly with more steps: see
-    /// [`TrainConfig::resolve_resumed`]).
-    pub fn from_checkpoint(path: &Path, config: TrainConfig, device: &Device) -> Result<Self> {
-        let json = checkpoint::meta_path(path);
-        let meta = checkpoint::read_meta(&json)?;
-        let changed: Vec<String> = config
-            .differences(&meta.config)
-            .into_iter()
-            .filter(|(k, _, _)| !crate::config::RESUMABLE_KEYS.contains(&k.as_str()))
-            .map(|(k, ours, theirs)| format!("`{k}` = {ours} (the checkpoint has {theirs})"))
-            .collect();
-        if !changed.is_empty() {
-            return Err(Error::checkpoint(
-                &json,
-                format!("was made with another configuration: {}", changed.join(", ")),
+    /// Continues the run of `checkpoint` with its configuration, changed by the layers
+    /// `overrides` (a file, then flags) in the keys [`crate::config::RESUMABLE_KEYS`] only: loads
+    /// its data, and sets the weights, Adam's state, the EMA, the generators and the loaders'
+    /// positions from it, so that the run goes on exactly as if it had not stopped.
+    pub fn resume(checkpoint: Checkpoint, overrides: &[&Overrides], device: &Device) -> Result<Self> {
+        let Checkpoint {
+            json,
+            weights,
+            state,
+            tensors,
+        } = checkpoint;
+        let config = TrainConfig::resolve_resumed(&state.config, overrides, &json)?;
+        if config.steps < state.step {
+            return Err(Error::config(
+                "steps",
+                format!(
+                    "the run in {} is already at step {}, past --steps {}: give a larger --steps to train longer",
+                    json.parent().unwrap_or(Path::new(".")).display(),
+                    state.step,
+                    config.steps
+                ),
             ));
         }
-        let tensors = checkpoint::read_tensors(&json, &meta, device)?;
-        let weights = json.parent().unwrap_or(Path::new(".")).join(&meta.weights);
-        let mut t = Self::new(config, device)?;
-        let vars = named_vars(&t.varmap);
-        checkpoint::check_no_extra(&tensors, &vars, t.config.ema, &weights)?;
-        load_into(&vars, &tensors, "model.", &weights)?;
+        let needs = crate::limits::training_needs(&config.model_config(), config.batch_size, "batch_size", config.ema);
+        crate::limits::check("ncsn train", &needs)?;
+        let (train, test) = load_train_test(&config.data_spec())?;
+        let (varmap, model) = build_model(&config.model_config(), DType::F32, device, None)?;
+        load_into(&named_vars(&varmap), &tensors, "model.", &weights)?;
+        let mut t = Self::from_weights(config.clone(), varmap, model, train, test, device)?;
         t.adam
-            .load_state(&tensors, meta.adam_steps)
+            .load_state(&tensors, state.adam_steps)
             .map_err(|e| stored_tensor_error(&weights, e))?;
         if let Some(ema) = &mut t.ema {
             ema.load_state(&tensors, &weights)?;
         }
-        t.rng = meta.rng;
-        t.test_rng = meta.test_rng;
-        for (key, loader, state) in [
-            ("train_loader", &mut t.train, meta.train_loader),
-            ("test_loader", &mut t.test, meta.test_loader),
+        for (key, loader, position) in [
+            ("train_loader", &mut t.train, state.train_loader),
+            ("test_loader", &mut t.test, state.test_loader),
         ] {
-            if state.cursor > loader.len() {
+            if position.cursor > loader.len() {
                 return Err(Error::checkpoint(
                     &json,
                     format!(
                         "its `{key}` is at image {} of an epoch, past the {} images of the data",
-                        state.cursor,
+                        position.cursor,
                         loader.len()
                     ),
                 ));
             }
-            loader.restore(state);
+            loader.restore(position);
         }
-        t.step = meta.step;
-        t.acc = meta.loss_accumulator;
+        t.state = RunState { config, ..state };
         Ok(t)
     }
 
@@ -201,17 +244,21 @@ impl Trainer {
 
     /// Steps done.
     pub fn step(&self) -> u64 {
-        self.step
+        self.state.step
     }
     /// The configuration.
     pub fn config(&self) -> &TrainConfig {
-        &self.config
+        &self.state.config
+    }
+    /// The run state, as the next checkpoint will store it.
+    pub fn state(&self) -> &RunState {
+        &self.state
     }
     /// The noise levels.
     pub fn sigmas(&self) -> &[f64] {
-        &self.sigmas
+        &self.state.sigmas
     }
-    /// The model's variables (for tests and tools).
+    /// The model's variables, the parameters Adam updates.
     pub fn varmap(&self) -> &VarMap {
         &self.varmap
     }
@@ -224,19 +271,32 @@ impl Trainer {
         (self.train.len(), self.test.len())
     }
 
-    /// One optimisation step; returns the batch's mean loss.
+    /// One optimisation step on the next batch, with levels and noise drawn from the run's
+    /// generator ([`Trainer::train_step_on`]); returns the batch's mean loss.
     pub fn train_step(&mut self) -> Result<f64> {
         let t0 = Instant::now();
         let x = self
             .train
-            .next_batch(&mut self.rng, &self.device)?
-            .ok_or_else(|| Error::config("data", "the training set is empty"))?;
+            .next_batch(&mut self.state.rng, &self.device)?
+            .ok_or_else(|| Error::Argument("Trainer: the training set is empty".into()))?;
+        self.state.train_loader = self.train.state();
         let b = x.dim(0)?;
-        let levels = draw_levels(&mut self.rng, b, self.sigmas.len(), &self.device)?;
-        let z = langevin::randn_tensor(&mut self.rng, x.dims(), DType::F32, &self.device)?;
+        let levels = draw_levels(&mut self.state.rng, b, self.state.sigmas.len(), &self.device)?;
+        let z = langevin::randn_tensor(&mut self.state.rng, x.dims(), DType::F32, &self.device)?;
+        let data = t0.elapsed();
+        let value = self.train_step_on(&x, &levels, &z)?;
+        self.phases.data = data;
+        Ok(value)
+    }
+
+    /// One optimisation step on a given batch: images `x` `[B, C, H, W]` in `[0, 1]`, level
+    /// indices `levels` (`u32` `[B]`) and noise `z` (the shape of `x`); Adam on the loss's
+    /// gradient, then the EMA. Returns the batch's mean loss; a non-finite loss is an error and
+    /// leaves the weights as they were.
+    pub fn train_step_on(&mut self, x: &Tensor, levels: &Tensor, z: &Tensor) -> Result<f64> {
         let t1 = Instant::now();
         let model = &self.model;
-        let per = anneal_dsm_per_example(|xt, l| model.forward(xt, l), &x, &z, &levels, &self.sigmas_t)?;
+        let per = anneal_dsm_per_example(|xt, l| model.forward(xt, l), x, z, levels, &self.sigmas_t)?;
         let loss = per.mean_all()?;
         let value = f64::from(loss.to_scalar::<f32>()?);
         let t2 = Instant::now();
@@ -250,14 +310,17 @@ impl Trainer {
             ema.update()?;
         }
         self.phases = StepPhases {
-            data: t1 - t0,
+            data: Duration::ZERO,
             forward: t2 - t1,
             backward: t3 - t2,
             update: t3.elapsed(),
         };
-        self.step += 1;
+        let state = &mut self.state;
+        state.step += 1;
+        state.adam_steps = self.adam.steps();
+        state.weights = checkpoint::weights_name(state.step);
         let losses = per.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        self.acc.add(&losses, &levels.to_vec1::<u32>()?);
+        state.loss_accumulator.add(&losses, &levels.to_vec1::<u32>()?);
         Ok(value)
     }
 
@@ -276,8 +339,8 @@ impl Trainer {
         };
         Error::NonFinite(format!(
             "the training loss became {value} at step {}; {culprit}. {}",
-            self.step + 1,
-            self.config.non_finite_suspects()
+            self.state.step + 1,
+            self.state.config.non_finite_suspects()
         ))
     }
 
@@ -297,55 +360,30 @@ impl Trainer {
     /// The loss on the next test batch (its own generator, so testing does not change training),
     /// overall and per level; `None` without test images.
     pub fn test_loss(&mut self) -> Result<Option<(f64, Vec<Option<f64>>)>> {
-        let Some(x) = self.test.next_batch(&mut self.test_rng, &self.device)? else {
+        let Some(x) = self.test.next_batch(&mut self.state.test_rng, &self.device)? else {
             return Ok(None);
         };
+        self.state.test_loader = self.test.state();
         let b = x.dim(0)?;
-        let levels = draw_levels(&mut self.test_rng, b, self.sigmas.len(), &self.device)?;
-        let z = langevin::randn_tensor(&mut self.test_rng, x.dims(), DType::F32, &self.device)?;
+        let levels = draw_levels(&mut self.state.test_rng, b, self.state.sigmas.len(), &self.device)?;
+        let z = langevin::randn_tensor(&mut self.state.test_rng, x.dims(), DType::F32, &self.device)?;
         let model = &self.model;
         let per = anneal_dsm_per_example(|xt, l| model.forward(xt, l), &x, &z, &levels, &self.sigmas_t)?.detach();
         let mean = f64::from(per.mean_all()?.to_scalar::<f32>()?);
-        Ok(Some((mean, per_level_means(&per, &levels, self.sigmas.len())?)))
+        Ok(Some((mean, per_level_means(&per, &levels, self.state.sigmas.len())?)))
     }
 
     /// Takes the training loss accumulated since the last call (mean, per-level means).
     pub fn take_train_loss(&mut self) -> (f64, Vec<Option<f64>>) {
-        let means = self.acc.means();
-        self.acc = LossAccumulator::new(self.sigmas.len());
-        means
+        let levels = self.state.sigmas.len();
+        std::mem::replace(&mut self.state.loss_accumulator, LossAccumulator::new(levels)).means()
     }
 
-    /// Writes a checkpoint into the run folder `dir`; returns the path of its `checkpoint.json`.
+    /// Writes a checkpoint (the run state and the tensors) into the run folder `dir`; returns the
+    /// path of its `checkpoint.json`.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
-        let tensors = self.state_tensors();
-        let meta = CheckpointMeta {
-            format: FORMAT.into(),
-            step: self.step,
-            weights: checkpoint::weights_name(self.step),
-            config: self.config.clone(),
-            model: self.config.model_config(),
-            sigmas: self.sigmas.clone(),
-            adam_steps: self.adam.steps(),
-            rng: self.rng.clone(),
-            test_rng: self.test_rng.clone(),
-            train_loader: self.train.state(),
-            test_loader: self.test.state(),
-            loss_accumulator: self.acc.clone(),
-        };
-        checkpoint::save(dir, &meta, tensors)
+        checkpoint::save(dir, &self.state, self.state_tensors())
     }
-}
-
-/// How a run reports its progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// An indicatif progress bar with the loss and images/s (for a terminal).
-    Bar,
-    /// One line per log row on stderr (for logs and pipes).
-    Lines,
-    /// Nothing (tests).
-    Quiet,
 }
 
 /// Where and how a run goes.
@@ -421,22 +459,11 @@ pub fn train_resume(
     } else {
         None
     };
-    let meta = checkpoint::read_meta(&json)?;
-    let config = TrainConfig::resolve_resumed(&meta.config, file, flags, &json)?;
-    if config.steps < meta.step {
-        return Err(Error::config(
-            "steps",
-            format!(
-                "the run in {} is already at step {}, past --steps {}: give a larger --steps to train longer",
-                dir.display(),
-                meta.step,
-                config.steps
-            ),
-        ));
-    }
+    let checkpoint = Checkpoint::open(&json, device)?;
+    let keep = checkpoint.state.weights.clone();
+    let mut trainer = Trainer::resume(checkpoint, &[file, flags], device)?;
     remove_temporaries(&dir);
-    checkpoint::remove_stale_weights(&dir, Some(&meta.weights));
-    let mut trainer = Trainer::from_checkpoint(&json, config, device)?;
+    checkpoint::remove_stale_weights(&dir, Some(&keep));
     let mut log = LossLog::resume(&dir.join(LOSS_CSV), trainer.sigmas(), trainer.step())?;
     run(&mut trainer, &mut log, &RunOptions { out_dir: dir, progress })
 }
@@ -444,9 +471,9 @@ pub fn train_resume(
 /// The training loop: steps until `config.steps`, logging, testing, plotting and checkpointing.
 pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Result<RunSummary> {
     let dir = options.out_dir.clone();
-    let total = trainer.config.steps;
+    let total = trainer.config().steps;
     let start_step = trainer.step();
-    let c = &trainer.config;
+    let c = trainer.config();
     let title = format!(
         "NCSN run \"{}\": {}, ngf {}, batch {}, L = {}",
         c.name,
@@ -455,10 +482,8 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
         c.batch_size,
         c.num_levels
     );
-    let bar = match options.progress {
-        Progress::Bar => workbench::progress::run_bar(total, start_step),
-        _ => ProgressBar::hidden(),
-    };
+    let bar = crate::progress::bar(options.progress, total);
+    bar.set_position(start_step);
     // Every log row as a line when not on a terminal; on a terminal the bar shows the training
     // loss, and only test losses and checkpoints get a line above it.
     let say = |line: String| {
@@ -490,7 +515,7 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
         bar.set_position(step);
         // Rows only at multiples of log_every / test_every, so that where a run was stopped and
         // resumed leaves no trace in the log.
-        let log_now = step.is_multiple_of(trainer.config.log_every);
+        let log_now = step.is_multiple_of(trainer.config().log_every);
         if log_now {
             let rate = interval_images as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
             let (mean, per_level) = trainer.take_train_loss();
@@ -509,7 +534,7 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
         } else if options.progress == Progress::Bar {
             bar.set_message(format!("loss {loss:.4} | {last_rate:.1} img/s"));
         }
-        if step.is_multiple_of(trainer.config.test_every) {
+        if step.is_multiple_of(trainer.config().test_every) {
             if let Some((mean, per_level)) = trainer.test_loss()? {
                 announce(format!("step {step:>7}  test loss  {mean:.5}"));
                 log.push(LogRow {
@@ -522,7 +547,7 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
             }
             plot_or_warn(log.rows(), trainer.sigmas(), &title, &dir.join(LOSS_PNG), &announce);
         }
-        if step.is_multiple_of(trainer.config.snapshot_every) || step == total {
+        if step.is_multiple_of(trainer.config().snapshot_every) || step == total {
             checkpoint = trainer.save(&dir)?;
             announce(format!("step {step:>7}  checkpoint {}", checkpoint.display()));
         }

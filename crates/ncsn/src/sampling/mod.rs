@@ -7,21 +7,27 @@
 //! optional:  x <- x + sigma_L^2 s_theta(x, L)                 # final denoising (Tweedie)
 //! ```
 //!
-//! The chain itself is `langevin::annealed_langevin_projected`, the same code that samples the
-//! 2D toys; this module only supplies the score of the network (labels = the level index) and
-//! runs the chains in batches, each batch from its own stream of a ChaCha8 generator seeded
+//! The chain itself is `langevin::sample_annealed`, the same code that samples the 2D toys; it
+//! takes any `langevin::NoiseConditionalScore` on image tensors (the network is one,
+//! [`crate::model::ScoreNet`]), and this module runs the chains in batches, each batch from its own stream of a ChaCha8 generator seeded
 //! with `seed`, so a run is reproducible for a given seed and batch size.
 use std::ops::Range;
 
+pub mod images;
+pub mod inpaint;
+
+use std::cell::Cell;
+
 use candle_core::{DType, Device, Tensor};
 use indicatif::ProgressBar;
-use langevin::{annealed_langevin_projected, AnnealedLangevin, Projection, Snapshot, StepConvention, Trajectory};
+use langevin::{
+    sample_annealed, AnnealedLangevin, NoiseConditionalScore, Projection, Snapshot, StepConvention, Trajectory,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
-use crate::model::CondRefineNetDilated;
-use crate::train::Progress;
+use crate::progress::Progress;
 
 /// Settings of a sampling run (the paper's by default: T = 100, eps = 2e-5, its step form).
 #[derive(Debug, Clone, PartialEq)]
@@ -96,104 +102,66 @@ impl SampleConfig {
     }
 }
 
-/// The network as the noise-conditional score `s(x, level, sigma)` the sampler calls: the
-/// labels are the level index `i` for every image of the batch (a `u32` tensor of size B).
-///
-/// The score is detached from the autograd graph: the weights are variables, so without it
-/// every step's `x` would hold on to the previous step's activations, and a 1,000-step chain
-/// would keep all of them alive (tens of GB).
-pub fn score_fn(model: &CondRefineNetDilated) -> impl FnMut(&Tensor, usize, f64) -> langevin::Result<Tensor> + '_ {
-    move |x, level, _sigma| {
-        let labels = Tensor::full(level as u32, x.dim(0)?, x.device())?;
-        Ok(model.forward(x, &labels)?.detach())
-    }
-}
-
 /// `n` images of uniform noise `U[0, 1)` of shape `[n, c, h, w]`, drawn from `rng`.
 pub fn uniform_noise<R: Rng + ?Sized>(rng: &mut R, shape: [usize; 4], device: &Device) -> Result<Tensor> {
     let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random::<f32>()).collect();
     Ok(Tensor::from_vec(values, &shape[..], device)?)
 }
 
-/// Checks that the model has one noise level per sigma.
-pub fn check_levels(model: &CondRefineNetDilated, sigmas: &[f64]) -> Result<()> {
-    let l = model.config().num_classes;
-    if l != sigmas.len() {
-        return Err(Error::config(
-            "num_levels",
-            format!("the model has {l} noise levels but {} sigmas were given", sigmas.len()),
-        ));
-    }
-    Ok(())
-}
-
-/// Annealed Langevin from uniform noise: `config.n` images `[n, C, H, W]` (not clamped), and
-/// the snapshots of every chain when `config.snapshot_every` is set.
-pub fn sample(
-    model: &CondRefineNetDilated,
-    sigmas: &[f64],
+/// Annealed Langevin from uniform noise: `config.n` images `[n, C, H, W]` (`image_dims` =
+/// `[C, H, W]`, not clamped), and the snapshots of every chain when `config.snapshot_every` is
+/// set. `score` is the network ([`crate::model::ScoreNet`]) or any other noise-conditional
+/// score on images, such as an exact one in the tests.
+pub fn sample<S: NoiseConditionalScore<Tensor> + ?Sized>(
+    score: &S,
+    image_dims: [usize; 3],
     config: &SampleConfig,
     device: &Device,
     progress: Progress,
 ) -> Result<Trajectory<Tensor>> {
-    run_chains(model, sigmas, config, device, progress, |_| Ok(langevin::NoProjection))
+    run_chains(score, image_dims, config, device, progress, |_| {
+        Ok(langevin::NoProjection)
+    })
 }
 
 /// Runs `config.n` chains in batches of `config.batch_size`; `projection(range)` gives the
 /// constraint of the chains `range` (e.g. inpainting's observed pixels of those chains).
-/// Batch `b` starts from uniform noise and draws from stream `b` of `ChaCha8(seed)`.
-pub fn run_chains<P: Projection<Tensor>>(
-    model: &CondRefineNetDilated,
-    sigmas: &[f64],
+/// Batch `b` starts from uniform noise and draws from stream `b` of `ChaCha8(seed)`; the chain
+/// is `langevin::sample_annealed` at the score's noise levels.
+pub fn run_chains<S: NoiseConditionalScore<Tensor> + ?Sized, P: Projection<Tensor>>(
+    score: &S,
+    image_dims: [usize; 3],
     config: &SampleConfig,
     device: &Device,
     progress: Progress,
     mut projection: impl FnMut(Range<usize>) -> Result<P>,
 ) -> Result<Trajectory<Tensor>> {
     config.validate()?;
-    check_levels(model, sigmas)?;
+    let sigmas = score.sigmas();
     let annealed = config.annealed(sigmas);
     annealed.validate()?;
-    let m = model.config();
+    let [channels, height, width] = image_dims;
     let batches: Vec<Range<usize>> = (0..config.n)
         .step_by(config.batch_size)
         .map(|start| start..(start + config.batch_size).min(config.n))
         .collect();
     let steps = (sigmas.len() * config.steps_per_level + usize::from(config.denoise)) as u64;
-    let bar = progress_bar(progress, steps * batches.len() as u64);
+    let bar = crate::progress::bar(progress, steps * batches.len() as u64);
     let mut samples = Vec::with_capacity(batches.len());
     let mut snapshots: Vec<Vec<Snapshot<Tensor>>> = Vec::new();
     for (b, range) in batches.iter().enumerate() {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         rng.set_stream(b as u64);
-        let x0 = uniform_noise(&mut rng, [range.len(), m.channels, m.image_size, m.image_size], device)?;
+        let x0 = uniform_noise(&mut rng, [range.len(), channels, height, width], device)?;
         let mut proj = projection(range.clone())?;
-        let mut score = score_fn(model);
-        let mut last_level = usize::MAX;
-        let counted = |x: &Tensor, level: usize, sigma: f64| {
-            bar.inc(1);
-            if level != last_level {
-                last_level = level;
-                bar.set_message(format!(
-                    "batch {}/{}, level {}/{} (sigma {sigma:.4})",
-                    b + 1,
-                    batches.len(),
-                    level + 1,
-                    sigmas.len()
-                ));
-                if progress == Progress::Lines {
-                    eprintln!(
-                        "batch {}/{}: level {}/{}, sigma {sigma:.4}",
-                        b + 1,
-                        batches.len(),
-                        level + 1,
-                        sigmas.len()
-                    );
-                }
-            }
-            score(x, level, sigma)
+        let counted = Counted {
+            score,
+            bar: &bar,
+            progress,
+            batch: (b, batches.len()),
+            last_level: Cell::new(usize::MAX),
         };
-        let trajectory = annealed_langevin_projected(x0, counted, &annealed, &mut proj, &mut rng)?;
+        let trajectory = sample_annealed(x0, &counted, &annealed, &mut proj, &mut rng)?;
         samples.push(trajectory.samples);
         snapshots.push(trajectory.snapshots);
     }
@@ -202,6 +170,44 @@ pub fn run_chains<P: Projection<Tensor>>(
         samples: Tensor::cat(&samples, 0)?,
         snapshots: merge_snapshots(snapshots)?,
     })
+}
+
+/// A score that advances the progress bar at every evaluation and reports each new level.
+struct Counted<'a, S: ?Sized> {
+    score: &'a S,
+    bar: &'a ProgressBar,
+    progress: Progress,
+    /// This batch's index and the number of batches.
+    batch: (usize, usize),
+    last_level: Cell<usize>,
+}
+
+impl<S: NoiseConditionalScore<Tensor> + ?Sized> NoiseConditionalScore<Tensor> for Counted<'_, S> {
+    fn sigmas(&self) -> &[f64] {
+        self.score.sigmas()
+    }
+
+    fn score(&self, x: &Tensor, level: usize) -> langevin::Result<Tensor> {
+        self.bar.inc(1);
+        if level != self.last_level.replace(level) {
+            let (b, batches) = self.batch;
+            let levels = self.sigmas().len();
+            let sigma = self.sigmas()[level];
+            self.bar.set_message(format!(
+                "batch {}/{batches}, level {}/{levels} (sigma {sigma:.4})",
+                b + 1,
+                level + 1,
+            ));
+            if self.progress == Progress::Lines {
+                eprintln!(
+                    "batch {}/{batches}: level {}/{levels}, sigma {sigma:.4}",
+                    b + 1,
+                    level + 1
+                );
+            }
+        }
+        self.score.score(x, level)
+    }
 }
 
 /// The snapshots of all batches, joined along the batch dimension (every batch records at the
@@ -219,13 +225,6 @@ fn merge_snapshots(per_batch: Vec<Vec<Snapshot<Tensor>>>) -> Result<Vec<Snapshot
             })
         })
         .collect()
-}
-
-fn progress_bar(progress: Progress, total: u64) -> ProgressBar {
-    match progress {
-        Progress::Bar => workbench::progress::run_bar(total, 0),
-        _ => ProgressBar::hidden(),
-    }
 }
 
 /// Number of images of a batch `[B, ...]` with a non-finite value (a diverged chain).

@@ -6,7 +6,7 @@ use plotters::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::log::{LogRow, Split};
+use crate::training::log::{LogRow, Split};
 
 /// Figure size in pixels.
 pub const SIZE: (u32, u32) = (1280, 520);
@@ -16,11 +16,12 @@ pub fn plot_losses(rows: &[LogRow], sigmas: &[f64], title: &str, path: &Path) ->
     workbench::font::register();
     let (w, h) = SIZE;
     let mut buf = vec![0u8; (w * h * 3) as usize];
-    draw(&mut buf, rows, sigmas, title).map_err(|e| Error::data(path, format!("cannot draw the loss plot: {e}")))?;
-    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| Error::data(path, "plot buffer has a wrong size"))?;
+    draw(&mut buf, rows, sigmas, title).map_err(|e| Error::output(path, format!("cannot draw the loss plot: {e}")))?;
+    let img =
+        image::RgbImage::from_raw(w, h, buf).ok_or_else(|| Error::output(path, "plot buffer has a wrong size"))?;
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageOutputFormat::Png)
-        .map_err(|e| Error::data(path, format!("cannot encode PNG: {e}")))?;
+        .map_err(|e| Error::output(path, format!("cannot encode PNG: {e}")))?;
     Ok(write_atomic(path, &png)?)
 }
 

@@ -16,21 +16,21 @@
 //! the network always sees an image of the noise level it is conditioned on. At the end they
 //! equal `x_obs + sigma_L z` (as in the reference implementation), not `x_obs` itself: with
 //! `sigma_L = 0.01` that is within a few hundredths. [`InpaintProjection`] is this constraint as
-//! a `langevin::Projection`; the chain is `langevin::annealed_langevin_projected`.
+//! a `langevin::Projection`; the chain is `langevin::sample_annealed`, with any
+//! `langevin::NoiseConditionalScore` on images (the network: [`crate::model::ScoreNet`]).
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use image::RgbImage;
-use langevin::{Projection, Trajectory};
+use langevin::{NoiseConditionalScore, Projection, Trajectory};
 use rand::Rng;
 
 use crate::config::DatasetKind;
 use crate::data::{self, ImageSet};
 use crate::error::{Error, Result};
-use crate::images::{to_rgb_images, Figure};
-use crate::model::CondRefineNetDilated;
-use crate::sample::{run_chains, SampleConfig};
-use crate::train::Progress;
+use crate::progress::Progress;
+use crate::sampling::images::{to_rgb_images, Figure};
+use crate::sampling::{run_chains, SampleConfig};
 
 /// Which pixels are observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,11 +144,11 @@ impl Projection<Tensor> for InpaintProjection {
 /// Completes each image of `observed` (`[N, C, H, W]` in `[0, 1]`) `per_image` times: chains
 /// `j * per_image .. (j + 1) * per_image` complete image `j`. `config.n` is replaced by
 /// `N * per_image`. Returns the completions `[N * per_image, C, H, W]` (not clamped) and the
-/// snapshots if asked for.
+/// snapshots if asked for. `image_dims` is `[C, H, W]` of the images `score` takes.
 #[allow(clippy::too_many_arguments)]
-pub fn inpaint(
-    model: &CondRefineNetDilated,
-    sigmas: &[f64],
+pub fn inpaint<S: NoiseConditionalScore<Tensor> + ?Sized>(
+    score: &S,
+    image_dims: [usize; 3],
     observed: &Tensor,
     mask: &Tensor,
     per_image: usize,
@@ -157,14 +157,11 @@ pub fn inpaint(
     progress: Progress,
 ) -> Result<Trajectory<Tensor>> {
     let (n, c, h, w) = observed.dims4()?;
-    let m = model.config();
-    if (c, h, w) != (m.channels, m.image_size, m.image_size) {
+    let [mc, mh, mw] = image_dims;
+    if [c, h, w] != image_dims {
         return Err(Error::config(
             "image",
-            format!(
-                "images are {c}x{h}x{w} (channels x height x width) but the model expects {}x{}x{}",
-                m.channels, m.image_size, m.image_size
-            ),
+            format!("images are {c}x{h}x{w} (channels x height x width) but the model expects {mc}x{mh}x{mw}"),
         ));
     }
     if per_image == 0 {
@@ -182,7 +179,7 @@ pub fn inpaint(
         n: n * per_image,
         ..config.clone()
     };
-    run_chains(model, sigmas, &config, device, progress, |range| {
+    run_chains(score, image_dims, &config, device, progress, |range| {
         InpaintProjection::new(repeated.narrow(0, range.start, range.len())?, &mask)
     })
 }
@@ -276,11 +273,11 @@ pub fn figure(
 ) -> Result<Figure> {
     let n = observed.dim(0)?;
     if completions.dim(0)? != n * per_image {
-        return Err(Error::Candle(candle_core::Error::Msg(format!(
+        return Err(Error::Argument(format!(
             "inpainting figure: expected {} completions ({n} images x {per_image}), got {}",
             n * per_image,
             completions.dim(0)?
-        ))));
+        )));
     }
     let masked = to_rgb_images(&masked_display(observed, mask)?, scale)?;
     let originals = to_rgb_images(observed, scale)?;

@@ -1,8 +1,7 @@
-//! The `sample`, `inpaint` and `bench` subcommands of the `ncsn` binary: flags, and the files
-//! they write. The work itself is in [`crate::sample`], [`crate::inpaint`] and
-//! [`crate::bench`].
+//! The `sample` and `inpaint` subcommands of the `ncsn` binary: flags, and the files they write.
+//! The work itself is in [`crate::sampling`] and [`crate::sampling::inpaint`], with the network
+//! as a noise-conditional score ([`crate::model::ScoreNet`]).
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -11,17 +10,14 @@ use clap::Args;
 use image::RgbImage;
 use langevin::{Snapshot, StepConvention};
 
-use crate::bench::{run_bench, BenchOptions};
-use crate::checkpoint::LoadedModel;
-use crate::config::{Overrides, TrainConfig};
 use crate::error::{Error, Result};
 use crate::fsutil::{prepare_output_dir, write_safetensors};
-use crate::images::{grid, save_gif, save_png, to_rgb_images, Figure};
-use crate::inpaint::{self, MaskKind};
-use crate::load::{is_weights_file, load_model};
-use crate::model::{CondRefineNetDilated, ModelConfig};
-use crate::sample::{count_non_finite, sample, SampleConfig};
-use crate::train::Progress;
+use crate::load::{is_weights_file, load_model, LoadedModel};
+use crate::model::ModelConfig;
+use crate::progress::Progress;
+use crate::sampling::images::{grid, save_gif, save_png, to_rgb_images, Figure};
+use crate::sampling::inpaint::{self, MaskKind};
+use crate::sampling::{count_non_finite, sample, SampleConfig};
 
 /// Chains shown in the animated GIF (a 4 x 4 grid keeps the file small).
 pub const GIF_IMAGES: usize = 16;
@@ -149,110 +145,18 @@ pub struct InpaintArgs {
     pub chain: ChainArgs,
 }
 
-/// `ncsn bench`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
-    /// Time the training step of this run config (TOML, as `ncsn train --config`); the flags
-    /// below override it. Default: the paper's CIFAR-10 run
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Network width (the paper's CIFAR-10 model: 128)
-    #[arg(long)]
-    pub ngf: Option<usize>,
-    /// Image channels (CIFAR-10: 3)
-    #[arg(long)]
-    pub channels: Option<usize>,
-    /// Image height = width (CIFAR-10: 32)
-    #[arg(long)]
-    pub image_size: Option<usize>,
-    /// Noise levels L (the paper: 10)
-    #[arg(long)]
-    pub num_levels: Option<usize>,
-    /// Images per batch (the paper: 128)
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// Timed training steps (0: skip training)
-    #[arg(long, default_value_t = 2)]
-    pub steps: usize,
-    /// Timed sampling steps on a batch (0: skip sampling)
-    #[arg(long, default_value_t = 2)]
-    pub evals: usize,
-    /// Untimed passes before each measurement
-    #[arg(long, default_value_t = 1)]
-    pub warmup: usize,
-    /// Seed of the weights and inputs (default: the config's)
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Print one line of JSON instead of the table (for scripts/bench_torch.py)
-    #[arg(long)]
-    pub json: bool,
-    /// cpu, cuda or cuda:N
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-}
-
-impl BenchArgs {
-    /// The training run to time: the config file (or CIFAR-10's defaults), then the flags.
-    pub fn train_config(&self) -> Result<TrainConfig> {
-        let file = match &self.config {
-            Some(path) => Overrides::from_toml_file(path)?,
-            // The CIFAR-10 run's settings without its fixed image shape: an image-folder run
-            // (the bench trains on stand-in images of any shape; the folder is never read).
-            None => Overrides {
-                dataset: Some(crate::config::DatasetKind::Images),
-                data: Some(PathBuf::from(".")),
-                ..Default::default()
-            },
-        };
-        let flags = Overrides {
-            ngf: self.ngf,
-            channels: self.channels,
-            image_size: self.image_size,
-            num_levels: self.num_levels,
-            batch_size: self.batch,
-            seed: self.seed,
-            ..Default::default()
-        };
-        TrainConfig::resolve(&file, &flags)
-    }
-
-    /// Checks the counts and what a training step of this size needs
-    /// ([`crate::limits::training_needs`], as `train` checks it); the network itself was checked
-    /// when the config was resolved, as `train` checks it.
-    pub fn validate(&self, config: &TrainConfig) -> Result<()> {
-        if self.steps == 0 && self.evals == 0 {
-            return Err(Error::config(
-                "steps",
-                "`--steps` and `--evals` are both 0: nothing to measure (0 skips one of the two)",
-            ));
-        }
-        crate::limits::check(
-            "ncsn bench",
-            &crate::limits::training_needs(&config.model_config(), config.batch_size, "batch", config.ema),
-        )
-    }
-}
-
-fn progress() -> Progress {
-    if std::io::stderr().is_terminal() {
-        Progress::Bar
-    } else {
-        Progress::Lines
-    }
-}
-
 /// Loads the model and says which weights are used.
 fn load(args: &ModelArgs) -> Result<(LoadedModel, Device)> {
     let device = workbench::parse_device(&args.device, "ncsn")?;
     let loaded = load_model(&args.checkpoint, args.model_config.as_deref(), &device)?;
-    Ok((loaded, device))
-}
-
-fn network<'a>(loaded: &'a LoadedModel, args: &ModelArgs) -> (&'a CondRefineNetDilated, &'static str) {
-    match (&loaded.ema, args.no_ema) {
-        (Some(ema), false) => (ema, "EMA weights"),
-        _ => (&loaded.model, "weights"),
+    if let Some(first) = loaded.ignored.first() {
+        eprintln!(
+            "note: {} holds {} tensor(s) that are not parameters of the network (first: `{first}`); they are ignored",
+            args.checkpoint.display(),
+            loaded.ignored.len()
+        );
     }
+    Ok((loaded, device))
 }
 
 /// The default output folder: `<run folder>/<name>` for a run, `./<name>` for a weights file.
@@ -364,10 +268,10 @@ fn describe(loaded: &LoadedModel, weights: &str, args: &ModelArgs) -> String {
 pub fn run_sample(args: &SampleArgs) -> Result<()> {
     let config = args.chain.config(args.n)?;
     let (loaded, device) = load(&args.model)?;
-    let (model, weights) = network(&loaded, &args.model);
+    let (net, weights) = loaded.score_net(args.model.no_ema)?;
     let side = (config.n as f64).sqrt().ceil() as usize;
     check_sizes(
-        model.config(),
+        loaded.config(),
         &config,
         args.chain.scale,
         (config.n.div_ceil(side.max(1)), side),
@@ -386,7 +290,7 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
         if config.denoise { ", final denoising" } else { "" }
     );
     let started = Instant::now();
-    let trajectory = sample(model, &loaded.sigmas, &config, &device, progress())?;
+    let trajectory = sample(&net, net.image_dims(), &config, &device, Progress::for_stderr())?;
     let seconds = started.elapsed().as_secs_f64();
     let samples = &trajectory.samples;
     save_png(&grid(samples, args.chain.scale)?, &out.join("samples.png"))?;
@@ -470,7 +374,7 @@ fn write_snapshots(
     let frames: Vec<RgbImage> = frames
         .into_iter()
         .map(|f| {
-            let mut canvas = RgbImage::from_pixel(w, h, crate::images::BACKGROUND);
+            let mut canvas = RgbImage::from_pixel(w, h, crate::sampling::images::BACKGROUND);
             image::imageops::replace(&mut canvas, &f, 0, 0);
             canvas
         })
@@ -495,22 +399,29 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
         }
     }
     let (loaded, device) = load(&args.model)?;
-    let (model, weights) = network(&loaded, &args.model);
+    let (net, weights) = loaded.score_net(args.model.no_ema)?;
     let ModelConfig {
         channels, image_size, ..
-    } = *model.config();
+    } = *loaded.config();
     let mask_kind = MaskKind::parse(&args.mask);
     let mask = mask_kind.build(image_size, &device)?;
     let observed = match &args.dataset {
         Some(path) => {
-            inpaint::load_dataset_images(path, args.n, channels, image_size, loaded.config.test_fraction, &device)?
+            {
+                // The images a run held out for testing, with its own fraction when it has one.
+                let test_fraction = loaded
+                    .run
+                    .as_ref()
+                    .map_or(crate::TrainConfig::mnist().test_fraction, |c| c.test_fraction);
+                inpaint::load_dataset_images(path, args.n, channels, image_size, test_fraction, &device)?
+            }
         }
         None => inpaint::load_image_files(&args.image, channels, image_size, &device)?,
     };
     let n_images = observed.dim(0)?;
     let config = args.chain.config(n_images.saturating_mul(args.per_image))?;
     check_sizes(
-        model.config(),
+        loaded.config(),
         &config,
         args.chain.scale,
         (n_images, args.per_image + 2),
@@ -526,14 +437,14 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
     );
     let started = Instant::now();
     let trajectory = inpaint::inpaint(
-        model,
-        &loaded.sigmas,
+        &net,
+        net.image_dims(),
         &observed,
         &mask,
         args.per_image,
         &config,
         &device,
-        progress(),
+        Progress::for_stderr(),
     )?;
     let seconds = started.elapsed().as_secs_f64();
     let completions = &trajectory.samples;
@@ -555,47 +466,5 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
         write_snapshots(&trajectory.snapshots, &loaded.sigmas, &config, args.chain.scale, &out)?;
     }
     eprintln!("wrote {} in {seconds:.1} s", out.join("inpainting.png").display());
-    Ok(())
-}
-
-/// Peak resident memory of this process in bytes (`VmHWM` of `/proc/self/status`; Linux only).
-pub fn peak_resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// `ncsn bench`: the training step and the sampling step as `ncsn train` and `ncsn sample` run
-/// them, the per-layer profile and the peak memory.
-pub fn run_bench_command(args: &BenchArgs) -> Result<()> {
-    let device = workbench::parse_device(&args.device, "ncsn")?;
-    let train = args.train_config()?;
-    args.validate(&train)?;
-    let options = BenchOptions {
-        train,
-        train_steps: args.steps,
-        sample_evals: args.evals,
-        warmup: args.warmup,
-    };
-    let report = run_bench(&options, &device)?;
-    let peak = peak_resident_bytes();
-    if args.json {
-        println!("{}", report.to_json(peak));
-        return Ok(());
-    }
-    print!("{report}");
-    match peak {
-        Some(b) => println!(
-            "peak resident memory (VmHWM): {:.0} MiB{}",
-            b as f64 / (1024.0 * 1024.0),
-            if device.is_cpu() {
-                ""
-            } else {
-                " of host memory; GPU memory is not reported by candle (watch nvidia-smi)"
-            }
-        ),
-        None => println!("peak resident memory: not available on this system (no /proc/self/status)"),
-    }
     Ok(())
 }

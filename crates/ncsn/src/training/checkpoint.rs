@@ -4,9 +4,13 @@
 //!
 //! - `checkpoint-<step>.safetensors`: the weights `model.<param>`, the EMA weights `ema.<param>`
 //!   (when the run keeps an EMA) and Adam's moments `adam.m.<param>`, `adam.v.<param>`;
-//! - `checkpoint.json` ([`CheckpointMeta`]): the step, the whole [`TrainConfig`], the noise
+//! - `checkpoint.json` ([`RunState`]): the step, the whole [`TrainConfig`], the noise
 //!   levels, Adam's step count, the state of the random generators and of the data loaders,
 //!   and the name of its weights file.
+//!
+//! A [`crate::Trainer`] owns its [`RunState`] and writes it as it is ([`save`]); a checkpoint is
+//! read once, by [`Checkpoint::open`], which checks the state and the tensors (none missing
+//! from the ones it needs, none extra), for resuming and for sampling alike.
 //!
 //! Both are written atomically, weights first; `checkpoint.json` is written last and is the
 //! commit point, so an interrupted save leaves the previous checkpoint intact. Weights files
@@ -14,8 +18,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{Device, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -23,8 +26,8 @@ use crate::config::TrainConfig;
 use crate::data::LoaderState;
 use crate::error::{Error, Result};
 use crate::fsutil::{remove_temporaries, safetensors_bytes, test_pause, write_atomic_with};
-use crate::model::{CondRefineNetDilated, ModelConfig};
-use crate::vars::{first_non_finite, load_into, named_vars};
+use crate::model::{reference_shapes, ModelConfig};
+use crate::vars::{first_non_finite, load_into};
 
 /// File name of a checkpoint's metadata in a run folder.
 pub const CHECKPOINT_JSON: &str = "checkpoint.json";
@@ -79,15 +82,16 @@ impl LossAccumulator {
     }
 }
 
-/// The metadata of a checkpoint (`checkpoint.json`).
+/// A run's state apart from its tensors: what `checkpoint.json` holds, and what a
+/// [`crate::Trainer`] keeps up to date as it trains (so that saving writes it as it is).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CheckpointMeta {
+pub struct RunState {
     /// [`FORMAT`].
     pub format: String,
     /// Training steps done.
     pub step: u64,
-    /// Weights file, in the same folder.
+    /// Weights file of this step, in the same folder ([`weights_name`]).
     pub weights: String,
     /// The run's configuration.
     pub config: TrainConfig,
@@ -118,34 +122,34 @@ pub fn meta_path(path: &Path) -> PathBuf {
     }
 }
 
-/// Reads a checkpoint's metadata from a run folder or its `checkpoint.json`.
-pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
-    let json = meta_path(path);
-    if !json.is_file() {
-        return Err(Error::checkpoint(
-            &json,
-            "not found: expected a run folder holding checkpoint.json (e.g. runs/mnist) or the path of a checkpoint.json",
-        ));
+impl RunState {
+    /// Reads and checks the state of the checkpoint at `path` (a run folder or its
+    /// `checkpoint.json`).
+    pub fn read(path: &Path) -> Result<Self> {
+        let json = meta_path(path);
+        if !json.is_file() {
+            return Err(Error::checkpoint(
+                &json,
+                "not found: expected a run folder holding checkpoint.json (e.g. runs/mnist) or the path of a checkpoint.json",
+            ));
+        }
+        let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
+        let state: RunState = serde_json::from_str(&text)
+            .map_err(|e| Error::checkpoint(&json, format!("is not an ncsn checkpoint file: {e}")))?;
+        if state.format != FORMAT {
+            return Err(Error::checkpoint(
+                &json,
+                format!("has format {:?}, expected {FORMAT:?}", state.format),
+            ));
+        }
+        state.validate(&json)?;
+        Ok(state)
     }
-    let text = std::fs::read_to_string(&json).map_err(|e| Error::io(&json, e))?;
-    let meta: CheckpointMeta = serde_json::from_str(&text)
-        .map_err(|e| Error::checkpoint(&json, format!("is not an ncsn checkpoint file: {e}")))?;
-    if meta.format != FORMAT {
-        return Err(Error::checkpoint(
-            &json,
-            format!("has format {:?}, expected {FORMAT:?}", meta.format),
-        ));
-    }
-    meta.validate(&json)?;
-    Ok(meta)
-}
 
-impl CheckpointMeta {
-    /// Checks the metadata read from `json` as a new run's settings are checked: the
+    /// Checks the state read from `json` as a new run's settings are checked: the
     /// configuration's ranges, the noise levels against it, the weights file name, and the
-    /// lengths of the per-level counters. Sampling and resuming read checkpoints through this
-    /// one check ([`read_meta`]); the loaders' positions are checked against the data when
-    /// they are restored.
+    /// lengths of the per-level counters. The loaders' positions are checked against the data
+    /// when they are restored.
     pub fn validate(&self, json: &Path) -> Result<()> {
         let bad = |message: String| Error::checkpoint(json, message);
         self.config
@@ -194,27 +198,92 @@ impl CheckpointMeta {
     }
 }
 
-/// Loads the tensors of the weights file that `meta` (read from `json`) names.
-pub fn read_tensors(json: &Path, meta: &CheckpointMeta, device: &Device) -> Result<HashMap<String, Tensor>> {
-    let weights = json.parent().unwrap_or(Path::new(".")).join(&meta.weights);
-    if !weights.is_file() {
-        return Err(Error::checkpoint(
-            &weights,
-            format!("the weights file named by {} is missing", json.display()),
-        ));
-    }
-    candle_core::safetensors::load(&weights, device)
-        .map_err(|e| Error::checkpoint(&weights, format!("is not a readable safetensors file: {e}")))
+/// A checkpoint read from a run folder: its state and its tensors, checked.
+pub struct Checkpoint {
+    /// Its `checkpoint.json`.
+    pub json: PathBuf,
+    /// Its weights file.
+    pub weights: PathBuf,
+    /// The run state.
+    pub state: RunState,
+    /// The tensors of the weights file: `model.*`, `adam.m.*`, `adam.v.*`, and `ema.*` when the
+    /// run keeps an EMA.
+    pub tensors: HashMap<String, Tensor>,
 }
 
-/// Writes `tensors` and `meta` into the run folder `dir` (see the module documentation). The
+impl Checkpoint {
+    /// Reads the checkpoint at `path` (a run folder or its `checkpoint.json`), with its tensors on
+    /// `device`. Every tensor must belong to the network of its configuration (under one of the
+    /// prefixes above): an extra one means the files come from another model.
+    pub fn open(path: &Path, device: &Device) -> Result<Self> {
+        let json = meta_path(path);
+        let state = RunState::read(&json)?;
+        let weights = json.parent().unwrap_or(Path::new(".")).join(&state.weights);
+        if !weights.is_file() {
+            return Err(Error::checkpoint(
+                &weights,
+                format!("the weights file named by {} is missing", json.display()),
+            ));
+        }
+        let tensors = candle_core::safetensors::load(&weights, device)
+            .map_err(|e| Error::checkpoint(&weights, format!("is not a readable safetensors file: {e}")))?;
+        let checkpoint = Self {
+            json,
+            weights,
+            state,
+            tensors,
+        };
+        checkpoint.check_no_extra()?;
+        Ok(checkpoint)
+    }
+
+    /// Sets `vars` (named as the network's parameters) to the tensors `prefix` + name
+    /// (`"model."`, `"ema."`): each must be there with its shape, and finite.
+    pub fn load(&self, vars: &[(String, Var)], prefix: &str) -> Result<()> {
+        load_into(vars, &self.tensors, prefix, &self.weights)
+    }
+
+    /// Every tensor must belong to the model of the checkpoint's configuration.
+    fn check_no_extra(&self) -> Result<()> {
+        let shapes = reference_shapes(&self.state.model);
+        let names: std::collections::HashSet<&str> = shapes.iter().map(|(n, _)| n.as_str()).collect();
+        let prefixes: &[&str] = if self.state.config.ema {
+            &["model.", "adam.m.", "adam.v.", "ema."]
+        } else {
+            &["model.", "adam.m.", "adam.v."]
+        };
+        let mut extra: Vec<&String> = self
+            .tensors
+            .keys()
+            .filter(|k| {
+                !prefixes
+                    .iter()
+                    .any(|p| k.strip_prefix(p).is_some_and(|n| names.contains(n)))
+            })
+            .collect();
+        extra.sort();
+        match extra.first() {
+            None => Ok(()),
+            Some(first) => Err(Error::checkpoint(
+                &self.weights,
+                format!(
+                    "holds {} tensor(s) that the model of its configuration does not have (first: `{first}`): \
+                     it was saved from another model",
+                    extra.len()
+                ),
+            )),
+        }
+    }
+}
+
+/// Writes `tensors` and `meta` (the run state) into the run folder `dir` (see the module documentation). The
 /// caller holds the folder's [`crate::fsutil::RunLock`]. Refuses tensors with a non-finite
 /// value, so that a diverged run never replaces a good checkpoint.
 ///
 /// The test-only hook [`crate::fsutil::test_pause`] can stop the save at the points
 /// `weights-tmp` (weights written to their temporary file), `weights` (renamed into place),
 /// `json-tmp` and `json` (the same for `checkpoint.json`, the commit point).
-pub fn save(dir: &Path, meta: &CheckpointMeta, tensors: Vec<(String, Tensor)>) -> Result<PathBuf> {
+pub fn save(dir: &Path, meta: &RunState, tensors: Vec<(String, Tensor)>) -> Result<PathBuf> {
     let weights = dir.join(&meta.weights);
     if let Some((name, count)) = first_non_finite(tensors.iter().map(|(n, t)| (n.as_str(), t)))? {
         return Err(Error::NonFinite(format!(
@@ -262,98 +331,4 @@ pub fn remove_stale_weights(dir: &Path, keep: Option<&str>) {
 /// The weights file name for a step.
 pub fn weights_name(step: u64) -> String {
     format!("checkpoint-{step:08}.safetensors")
-}
-
-/// Builds the score network of `config` on `device` with fresh variables; with `seed`, every
-/// layer draws its initial values from a generator seeded with it
-/// ([`workbench::init::seeded_var_builder`]), without, from candle's (for weights about to be
-/// loaded).
-pub fn build_model(config: &ModelConfig, device: &Device, seed: Option<u64>) -> Result<(VarMap, CondRefineNetDilated)> {
-    let varmap = VarMap::new();
-    let vb = match seed {
-        Some(seed) => workbench::init::seeded_var_builder(&varmap, seed, DType::F32, device),
-        None => VarBuilder::from_varmap(&varmap, DType::F32, device),
-    };
-    let model = CondRefineNetDilated::new(config, vb)?;
-    Ok((varmap, model))
-}
-
-/// A trained model, loaded for sampling.
-pub struct LoadedModel {
-    /// The run's configuration.
-    pub config: TrainConfig,
-    /// The noise levels sigma_1 > ... > sigma_L the model was trained with.
-    pub sigmas: Vec<f64>,
-    /// Training steps done.
-    pub step: u64,
-    /// The network with the last weights.
-    pub model: CondRefineNetDilated,
-    /// The network with the EMA weights, when the run kept an EMA.
-    pub ema: Option<CondRefineNetDilated>,
-}
-
-impl LoadedModel {
-    /// The network to sample with: the EMA weights when there are some (as NCSNv2 does),
-    /// otherwise the last weights.
-    pub fn sampling_model(&self) -> &CondRefineNetDilated {
-        self.ema.as_ref().unwrap_or(&self.model)
-    }
-}
-
-/// Loads a checkpoint (a run folder or its `checkpoint.json`) for sampling.
-pub fn load_checkpoint(path: &Path, device: &Device) -> Result<LoadedModel> {
-    let json = meta_path(path);
-    let meta = read_meta(&json)?;
-    let tensors = read_tensors(&json, &meta, device)?;
-    let weights = json.parent().unwrap_or(Path::new(".")).join(&meta.weights);
-    let (varmap, model) = build_model(&meta.model, device, None)?;
-    let vars = named_vars(&varmap);
-    check_no_extra(&tensors, &vars, meta.config.ema, &weights)?;
-    load_into(&vars, &tensors, "model.", &weights)?;
-    let ema = if meta.config.ema {
-        let (ema_map, ema_model) = build_model(&meta.model, device, None)?;
-        load_into(&named_vars(&ema_map), &tensors, "ema.", &weights)?;
-        Some(ema_model)
-    } else {
-        None
-    };
-    Ok(LoadedModel {
-        config: meta.config,
-        sigmas: meta.sigmas,
-        step: meta.step,
-        model,
-        ema,
-    })
-}
-
-/// Every tensor of a checkpoint must belong to the model built from its configuration.
-pub fn check_no_extra(
-    tensors: &HashMap<String, Tensor>,
-    vars: &[(String, candle_core::Var)],
-    ema: bool,
-    path: &Path,
-) -> Result<()> {
-    let names: std::collections::HashSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
-    let mut extra: Vec<&String> = tensors
-        .keys()
-        .filter(|k| {
-            let known = ["model.", "adam.m.", "adam.v."]
-                .iter()
-                .chain(if ema { &["ema."][..] } else { &[][..] })
-                .any(|p| k.strip_prefix(p).is_some_and(|n| names.contains(n)));
-            !known
-        })
-        .collect();
-    extra.sort();
-    match extra.first() {
-        None => Ok(()),
-        Some(first) => Err(Error::checkpoint(
-            path,
-            format!(
-                "holds {} tensor(s) that the model of its configuration does not have (first: `{first}`): \
-                 it was saved from another model",
-                extra.len()
-            ),
-        )),
-    }
 }
