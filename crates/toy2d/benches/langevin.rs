@@ -7,11 +7,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use gmm::datasets::paper_mixture;
 use indicatif::ProgressBar;
 use langevin::blocks::BLOCK;
-use langevin::{annealed_langevin_into, in_blocks};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
-use toy2d::experiments::langevin_weights::{annealed_config, sample_annealed_exact, sample_plain, PARTICLES};
+use toy2d::experiments::langevin_weights::{annealed_config, annealed_exact, sample_plain, PARTICLES};
 use toy2d::experiments::uniform_square;
 use toy2d::scores::PerturbedMixture;
 
@@ -29,25 +28,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-            black_box(sample_annealed_exact(&x0, &exact, &config, &mut rng, &bar).expect("sampler runs"))
+            black_box(annealed_exact(&x0, &exact, &config, 0, &mut rng, &bar).expect("sampler runs"))
         })
     });
     group.bench_function("annealed_exact_1_thread", |b| {
         b.iter(|| {
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-            let out = in_blocks(x0.view(), BLOCK, 1, &mut rng, |xb, r| {
-                annealed_langevin_into(
-                    xb,
-                    |x, level, _, out| {
-                        exact.score_into(x, level, out);
-                        Ok(())
-                    },
-                    &config,
-                    r,
-                )
-            })
-            .expect("sampler runs");
+            let out = annealed_exact(&x0, &exact, &config, 1, &mut rng, &bar).expect("sampler runs");
             black_box(out.samples)
         })
     });

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
 use std::time::Instant;
-use toy2d::experiments::langevin_weights::{annealed_config, sample_annealed_exact, PARTICLES};
+use toy2d::experiments::langevin_weights::{annealed_config, annealed_exact, PARTICLES};
 use toy2d::experiments::uniform_square;
 use toy2d::model::{Conditioning, NoiseConditionalMlp, ScoreMlp};
 use toy2d::train::{adam, ncsn_loss, objective_loss, Objective};
@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     let annealed = time_ms(repeats, 1, || {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-        black_box(sample_annealed_exact(&x0, &exact, &config, &mut rng, &bar).expect("sampler"));
+        black_box(annealed_exact(&x0, &exact, &config, 0, &mut rng, &bar).expect("sampler"));
     });
 
     let dev = Device::Cpu;

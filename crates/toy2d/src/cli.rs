@@ -190,11 +190,10 @@ pub fn run_experiment(experiment: Experiment, ctx: &Context) -> Result<Table> {
 
 /// Writes the numbers of `report` (its JSON, and `score_field_loss.csv`); returns the file names.
 pub fn write_numbers(report: &Report, ctx: &Context) -> Result<Vec<String>> {
-    let out = &ctx.out;
-    let json = |name: &str, value: &dyn erased::Json| -> Result<Vec<String>> {
-        value.write(out, name)?;
+    fn json<T: serde::Serialize>(ctx: &Context, name: &str, report: &T) -> Result<Vec<String>> {
+        ctx.out.write_json(name, report)?;
         Ok(vec![name.to_string()])
-    };
+    }
     match report {
         Report::ScoreField(r) => {
             let rows: Vec<Vec<f64>> = r
@@ -203,30 +202,15 @@ pub fn write_numbers(report: &Report, ctx: &Context) -> Result<Vec<String>> {
                 .enumerate()
                 .map(|(i, l)| vec![i as f64, *l])
                 .collect();
-            out.write_csv("score_field_loss.csv", "step,loss", &rows)?;
+            ctx.out.write_csv("score_field_loss.csv", "step,loss", &rows)?;
             let mut files = vec!["score_field_loss.csv".to_string()];
-            files.extend(json("score_field.json", r)?);
+            files.extend(json(ctx, "score_field.json", r)?);
             Ok(files)
         }
-        Report::LangevinWeights(r) => json("langevin_weights.json", r),
-        Report::Manifold(r) => json("manifold.json", r),
-        Report::Ncsn2d(r) => json("ncsn2d.json", r),
-        Report::Trajectories(r) => json("trajectories.json", r),
-    }
-}
-
-/// A report that can be written as JSON, whatever its type.
-mod erased {
-    use crate::output::OutDir;
-
-    pub trait Json {
-        fn write(&self, out: &OutDir, name: &str) -> anyhow::Result<()>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn write(&self, out: &OutDir, name: &str) -> anyhow::Result<()> {
-            out.write_json(name, self).map(|_| ())
-        }
+        Report::LangevinWeights(r) => json(ctx, "langevin_weights.json", r),
+        Report::Manifold(r) => json(ctx, "manifold.json", r),
+        Report::Ncsn2d(r) => json(ctx, "ncsn2d.json", r),
+        Report::Trajectories(r) => json(ctx, "trajectories.json", r),
     }
 }
 

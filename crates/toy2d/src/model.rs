@@ -387,17 +387,6 @@ impl NoiseConditionalMlp {
         Ok((model, varmap))
     }
 
-    /// How the level enters.
-    pub fn conditioning(&self) -> Conditioning {
-        match self.conditioner {
-            Conditioner::Embedding(LevelEmbedding { over_sigma: None, .. }) => Conditioning::Embedding,
-            Conditioner::Embedding(LevelEmbedding {
-                over_sigma: Some(_), ..
-            }) => Conditioning::EmbeddingOverSigma,
-            Conditioner::DivideBySigma(_) => Conditioning::DivideBySigma,
-        }
-    }
-
     /// The noise levels the model was built for.
     pub fn sigmas(&self) -> &[f64] {
         &self.sigmas

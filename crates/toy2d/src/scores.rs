@@ -32,11 +32,6 @@ impl PerturbedMixture {
         &self.mixture
     }
 
-    /// `p_sigma_i`, for `i` < the number of levels.
-    pub fn level(&self, i: usize) -> Option<&GaussianMixture> {
-        self.levels.get(i)
-    }
-
     /// Every `p_sigma_i`, largest sigma first.
     pub fn levels(&self) -> &[GaussianMixture] {
         &self.levels

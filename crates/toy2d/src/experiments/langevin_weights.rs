@@ -19,6 +19,7 @@ use indicatif::ProgressBar;
 use langevin::blocks::BLOCK;
 use langevin::{
     annealed_langevin_into, geometric_sigmas, in_blocks, langevin_into, AnnealedLangevin, NoProjection, StepConvention,
+    Trajectory,
 };
 use ndarray::Array2;
 use rand_chacha::ChaCha8Rng;
@@ -125,19 +126,20 @@ pub fn annealed_config() -> Result<AnnealedLangevin> {
 }
 
 /// Annealed Langevin (`config`) from `x0` with the exact scores of `exact`, in blocks of
-/// [`BLOCK`] particles on every core ([`langevin::in_blocks`]; each block its own stream drawn
-/// from `rng`, so the samples do not depend on the thread count). The scores are written in place
-/// ([`PerturbedMixture::score_into`]): this is what `cargo bench -p toy2d --bench langevin`
-/// measures. `bar` ticks once per block and step.
-pub fn sample_annealed_exact(
+/// [`BLOCK`] particles on `threads` cores (0: every core) ([`langevin::in_blocks`]; each block
+/// its own stream drawn from `rng`, so the samples do not depend on the thread count). The scores
+/// are written in place ([`PerturbedMixture::score_into`]): this is what
+/// `cargo bench -p toy2d --bench langevin` measures. `bar` ticks once per block and step.
+pub fn annealed_exact(
     x0: &Array2<f64>,
     exact: &PerturbedMixture,
     config: &AnnealedLangevin,
+    threads: usize,
     rng: &mut ChaCha8Rng,
     bar: &ProgressBar,
-) -> langevin::Result<Array2<f64>> {
+) -> langevin::Result<Trajectory<Array2<f64>>> {
     let tick = !bar.is_hidden(); // (a hidden bar's `inc` still reads the clock)
-    let chain = |xb: Array2<f64>, r: &mut ChaCha8Rng| {
+    in_blocks(x0.view(), BLOCK, threads, rng, |xb, r| {
         let level_score = |x: &Array2<f64>, level: usize, _: f64, out: &mut Array2<f64>| {
             if tick {
                 bar.inc(1);
@@ -146,13 +148,12 @@ pub fn sample_annealed_exact(
             Ok(())
         };
         annealed_langevin_into(xb, level_score, config, r)
-    };
-    Ok(in_blocks(x0.view(), BLOCK, 0, rng, chain)?.samples)
+    })
 }
 
 /// Plain Langevin (`PLAIN_EPS`, `PLAIN_STEPS`, paper convention) from `x0` with
 /// `score(x, out)` writing the score of `x` into `out`. With `block = Some(b)`, in blocks of `b`
-/// particles on every core as [`sample_annealed_exact`]; with `None`, one chain on `rng` itself
+/// particles on every core as [`annealed_exact`]; with `None`, one chain on `rng` itself
 /// (a network is cheapest on the whole batch at once). `bar` ticks once per block and step.
 pub fn sample_plain(
     x0: &Array2<f64>,
@@ -198,8 +199,9 @@ pub fn compute(ctx: &Context) -> Result<Report> {
         Ok(())
     };
     let plain = sample_plain(&x0, &plain_score, Some(BLOCK), &mut rng, &bar).context("plain Langevin, exact score")?;
-    let annealed =
-        sample_annealed_exact(&x0, &exact, &config, &mut rng, &bar).context("annealed Langevin, exact scores")?;
+    let annealed = annealed_exact(&x0, &exact, &config, 0, &mut rng, &bar)
+        .context("annealed Langevin, exact scores")?
+        .samples;
     bar.finish_and_clear();
     let exact_particles = ParticleSets { iid, plain, annealed };
 

@@ -229,7 +229,7 @@ pub struct Table {
     pub header: Vec<String>,
     /// Cells, one `Vec` per row.
     pub rows: Vec<Vec<String>>,
-    /// Files the experiment wrote.
+    /// Files written for the experiment (filled in by [`crate::cli::run_experiment`]).
     pub files: Vec<String>,
 }
 

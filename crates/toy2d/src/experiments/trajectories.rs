@@ -6,14 +6,14 @@
 //! `eps = 0.1` in the paper's convention). At large `sigma` the field points everything to one
 //! broad bump whose mass is split 1:4; as `sigma` shrinks the bump splits into the two modes and
 //! the particles go to the side they are on, in the right proportions.
-use super::langevin_weights::annealed_config;
+use super::langevin_weights::{annealed_config, annealed_exact};
 use super::{uniform_square, Context, Table};
 use crate::scores::PerturbedMixture;
 use anyhow::{Context as _, Result};
 use gmm::datasets::paper_mixture;
 use gmm::GaussianMixture;
-use langevin::blocks::BLOCK;
-use langevin::{annealed_langevin_into, in_blocks, Snapshot};
+use indicatif::ProgressBar;
+use langevin::Snapshot;
 use ndarray::Array2;
 use serde::Serialize;
 
@@ -78,18 +78,8 @@ pub fn compute(ctx: &Context) -> Result<Report> {
     let mut rng = ctx.rng(50);
     let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
     // The sampler of `langevin-weights`, in its blocks, keeping the snapshots.
-    let traj = in_blocks(x0.view(), BLOCK, 0, &mut rng, |xb, r| {
-        annealed_langevin_into(
-            xb,
-            |x, level, _, out| {
-                exact.score_into(x, level, out);
-                Ok(())
-            },
-            &config,
-            r,
-        )
-    })
-    .context("annealed Langevin, exact scores")?;
+    let traj = annealed_exact(&x0, &exact, &config, 0, &mut rng, &ProgressBar::hidden())
+        .context("annealed Langevin, exact scores")?;
     let snapshots = traj.snapshots;
 
     // the particles at the end of each level: the first snapshot of the next level, or the

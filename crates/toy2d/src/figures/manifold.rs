@@ -1,7 +1,7 @@
 //! Fig. 1 idea: the loss curves of score matching on a curve, with and without noise.
 use crate::experiments::manifold::{Report, RunSummary};
 use crate::experiments::{moving_average, Context};
-use crate::plot::{self, draw_legend, plot_err, FONT, PALETTE};
+use crate::plot::{self, draw_legend, draw_loss_axes, plot_err, FONT, PALETTE};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -77,19 +77,8 @@ fn loss_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Repor
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..n as f64, (lo - pad)..(hi + pad))
             .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("training step")
-            .y_desc("loss (symmetric log scale)")
-            .y_labels((4.0 * (hi - lo + 2.0 * pad)).ceil() as usize + 1)
-            .y_label_formatter(&symlog_label)
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 15))
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .draw()
-            .map_err(plot_err)?;
+        let y_labels = (4.0 * (hi - lo + 2.0 * pad)).ceil() as usize + 1;
+        draw_loss_axes(&mut chart, "loss (symmetric log scale)", y_labels, &symlog_label)?;
         for r in &runs {
             let color = if r.noise > 0.0 { PALETTE[0] } else { PALETTE[1] };
             let raw: Vec<(f64, f64)> = r

@@ -1,7 +1,7 @@
 //! NCSN in 2D: data against samples for every data set, and the training losses.
 use crate::experiments::ncsn2d::{Report, TOYS};
 use crate::experiments::{fmt_num, moving_average, Context};
-use crate::plot::{self, draw_legend, plot_err, scatter_panel, FONT, PALETTE};
+use crate::plot::{self, draw_legend, draw_loss_axes, plot_err, scatter_panel, FONT, PALETTE};
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -89,18 +89,8 @@ fn loss_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Repor
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..n as f64, 0.0..top)
         .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("training step")
-        .y_desc("loss")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.2}"))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(RGBColor(225, 225, 225))
-        .draw()
-        .map_err(plot_err)?;
+    // (10 labels: plotters' default)
+    draw_loss_axes(&mut chart, "loss", 10, &|v| format!("{v:.2}"))?;
     for (k, (name, c)) in curves.iter().enumerate() {
         let color = PALETTE[k % PALETTE.len()];
         chart

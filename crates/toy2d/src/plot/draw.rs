@@ -151,6 +151,30 @@ pub fn scatter_panel<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The axes of a loss curve: `training step` across, `y_desc` up with `y_labels` labels written
+/// by `y_format`, light grey grid lines.
+pub fn draw_loss_axes<DB: DrawingBackend>(
+    chart: &mut Chart2d<'_, DB>,
+    y_desc: &str,
+    y_labels: usize,
+    y_format: &dyn Fn(&f64) -> String,
+) -> Result<()> {
+    chart
+        .configure_mesh()
+        .x_desc("training step")
+        .y_desc(y_desc)
+        .y_labels(y_labels)
+        .y_label_formatter(y_format)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
 /// The legend of a chart's labelled series, boxed in its upper right corner.
 pub fn draw_legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart2d<'a, DB>, font_size: u32) -> Result<()> {
     chart

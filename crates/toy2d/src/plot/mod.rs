@@ -14,8 +14,8 @@ pub mod save;
 pub use colormap::{density_color, viridis};
 pub use contour::iso_lines;
 pub use draw::{
-    arrow_vectors, draw_arrows, draw_colorbar, draw_contours, draw_heatmap, draw_legend, draw_points, scatter_panel,
-    square_chart, Chart2d, PALETTE,
+    arrow_vectors, draw_arrows, draw_colorbar, draw_contours, draw_heatmap, draw_legend, draw_loss_axes, draw_points,
+    scatter_panel, square_chart, Chart2d, PALETTE,
 };
 pub use grid::Grid;
 pub use save::{save_gif, save_png, save_svg};
