@@ -87,4 +87,38 @@ mod tests {
         assert!(exact.score(&x, 2).is_err());
         assert_eq!(NoiseConditionalScore::sigmas(&exact), &[4.0, 1.0]);
     }
+
+    #[test]
+    fn sampling_through_the_trait_is_the_in_place_sampler_bit_for_bit() {
+        use langevin::{annealed_langevin_into, sample_annealed, AnnealedLangevin, NoProjection};
+        use rand::SeedableRng;
+        use rand_chacha::ChaCha8Rng;
+        let exact = PerturbedMixture::new(paper_mixture(), &[5.0, 2.0, 1.0]).unwrap();
+        let mut config = AnnealedLangevin::paper(vec![5.0, 2.0, 1.0]);
+        config.steps_per_level = 5;
+        let x0 = Array2::from_shape_fn((7, 2), |(i, j)| i as f64 - 3.0 * j as f64);
+        let a = sample_annealed(
+            x0.clone(),
+            &exact,
+            &config,
+            &mut NoProjection,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .unwrap();
+        let b = annealed_langevin_into(
+            x0,
+            |x, level, _, out| {
+                exact.score_into(x, level, out);
+                Ok(())
+            },
+            &config,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .unwrap();
+        assert_eq!(a.samples, b.samples);
+        // and a sampler over other levels than the score's is refused
+        config.sigmas = vec![5.0, 2.0];
+        let x = Array2::zeros((1, 2));
+        assert!(sample_annealed(x, &exact, &config, &mut NoProjection, &mut ChaCha8Rng::seed_from_u64(1)).is_err());
+    }
 }
