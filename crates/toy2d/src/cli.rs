@@ -174,18 +174,21 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// One experiment: its report computed, written (JSON, CSV) and drawn into `ctx.out`, inside a
-/// slot of `ctx.jobs` (`ncsn2d` computes each data set in a slot of its own, then writes in one).
-/// Returns the table to print, with the files written.
+/// slot of `ctx.jobs` (`ncsn2d` computes each data set in a slot of its own, then writes and
+/// draws outside). Returns the table to print, with the files written.
 pub fn run_experiment(experiment: Experiment, ctx: &Context) -> Result<Table> {
-    let report = match experiment {
-        Experiment::Ncsn2d => experiment.compute(ctx)?,
-        _ => ctx.jobs.run(experiment.cost(), || experiment.compute(ctx))?,
+    let run = || -> Result<Table> {
+        let report = experiment.compute(ctx)?;
+        let mut files = crate::figures::draw(&report, ctx)?;
+        files.extend(write_numbers(&report, ctx)?);
+        let mut table = report.table();
+        table.files = files;
+        Ok(table)
     };
-    let mut files = crate::figures::draw(&report, ctx)?;
-    files.extend(write_numbers(&report, ctx)?);
-    let mut table = report.table();
-    table.files = files;
-    Ok(table)
+    match experiment {
+        Experiment::Ncsn2d => run(),
+        _ => ctx.jobs.run(experiment.cost(), run),
+    }
 }
 
 /// Writes the numbers of `report` (its JSON, and `score_field_loss.csv`); returns the file names.
