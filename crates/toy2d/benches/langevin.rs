@@ -7,22 +7,20 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use gmm::datasets::paper_mixture;
 use indicatif::ProgressBar;
 use langevin::blocks::BLOCK;
-use langevin::{annealed_langevin_into, in_blocks};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
-use toy2d::experiments::langevin_weights::{annealed_config, exact_score, sample_annealed, sample_plain, PARTICLES};
+use toy2d::experiments::langevin_weights::{annealed_config, annealed_exact, sample_plain, PARTICLES};
 use toy2d::experiments::uniform_square;
+use toy2d::scores::PerturbedMixture;
 
 fn bench(c: &mut Criterion) {
-    let p = paper_mixture();
     let config = annealed_config().expect("valid settings");
-    let perturbed: Vec<_> = config
-        .sigmas
-        .iter()
-        .map(|&s| p.perturbed(s).expect("valid sigma"))
-        .collect();
-    let score = exact_score(&p, &perturbed);
+    let exact = PerturbedMixture::new(paper_mixture(), &config.sigmas).expect("valid sigmas");
+    let plain_score = |x: &ndarray::Array2<f64>, out: &mut ndarray::Array2<f64>| {
+        exact.mixture().score_into(x.view(), out.view_mut());
+        Ok(())
+    };
     let bar = ProgressBar::hidden();
     let mut group = c.benchmark_group("langevin_1280x1000");
     group.sample_size(20);
@@ -30,17 +28,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-            black_box(sample_annealed(&x0, &score, &config, Some(BLOCK), &mut rng, &bar).expect("sampler runs"))
+            black_box(annealed_exact(&x0, &exact, &config, 0, &mut rng, &bar).expect("sampler runs"))
         })
     });
     group.bench_function("annealed_exact_1_thread", |b| {
         b.iter(|| {
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-            let out = in_blocks(x0.view(), BLOCK, 1, &mut rng, |xb, r| {
-                annealed_langevin_into(xb, |x, level, _, out| score(x, level, out), &config, r)
-            })
-            .expect("sampler runs");
+            let out = annealed_exact(&x0, &exact, &config, 1, &mut rng, &bar).expect("sampler runs");
             black_box(out.samples)
         })
     });
@@ -48,7 +43,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut rng = ChaCha8Rng::seed_from_u64(0);
             let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-            black_box(sample_plain(&x0, &score, Some(BLOCK), &mut rng, &bar).expect("sampler runs"))
+            black_box(sample_plain(&x0, &plain_score, Some(BLOCK), &mut rng, &bar).expect("sampler runs"))
         })
     });
     group.finish();

@@ -11,12 +11,11 @@ use candle_core::{DType, Device};
 use candle_nn::Optimizer;
 use gmm::datasets::paper_mixture;
 use indicatif::ProgressBar;
-use langevin::blocks::BLOCK;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
 use std::time::Instant;
-use toy2d::experiments::langevin_weights::{annealed_config, exact_score, sample_annealed, PARTICLES};
+use toy2d::experiments::langevin_weights::{annealed_config, annealed_exact, PARTICLES};
 use toy2d::experiments::uniform_square;
 use toy2d::model::{Conditioning, NoiseConditionalMlp, ScoreMlp};
 use toy2d::train::{adam, ncsn_loss, objective_loss, Objective};
@@ -46,19 +45,14 @@ fn main() -> anyhow::Result<()> {
     std::env::set_var("RAYON_NUM_THREADS", "1");
     workbench::alloc::keep_freed_memory();
     let repeats: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(7);
-    let p = paper_mixture();
     let config = annealed_config()?;
-    let perturbed = config
-        .sigmas
-        .iter()
-        .map(|&s| p.perturbed(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let score = exact_score(&p, &perturbed);
+    let exact = toy2d::scores::PerturbedMixture::new(paper_mixture(), &config.sigmas)?;
+    let p = exact.mixture();
     let bar = ProgressBar::hidden();
     let annealed = time_ms(repeats, 1, || {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-        black_box(sample_annealed(&x0, &score, &config, Some(BLOCK), &mut rng, &bar).expect("sampler"));
+        black_box(annealed_exact(&x0, &exact, &config, 0, &mut rng, &bar).expect("sampler"));
     });
 
     let dev = Device::Cpu;

@@ -8,12 +8,11 @@
 use anyhow::{bail, Context as _, Result};
 use candle_core::Device;
 use gmm::datasets::Toy;
-use toy2d::experiments::langevin_weights::scatter_panel;
 use toy2d::experiments::ncsn2d::{run_toy, Settings};
 use toy2d::experiments::Context;
 use toy2d::model::Conditioning;
 use toy2d::output::OutDir;
-use toy2d::plot::{self, PALETTE};
+use toy2d::plot::{self, scatter_panel, PALETTE};
 
 fn main() -> Result<()> {
     let mut settings = Settings::default();
@@ -74,8 +73,7 @@ fn main() -> Result<()> {
             continue;
         }
         let start = std::time::Instant::now();
-        let (r, x, _) = run_toy(toy, t, &settings, &ctx)?;
-        panels.push((toy, x));
+        let r = run_toy(toy, t, &settings, &ctx)?;
         let errors: Vec<String> = r.score_errors.iter().map(|e| format!("{e:.3}")).collect();
         println!(
             "{:8} sigmas {:.2}->{:.3} loss {:.4} | errors [{}] | MMD {:.4} (floor {:.4}) SW {:.4} (floor {:.4}) | weights {:?} | {:.1} s",
@@ -88,9 +86,10 @@ fn main() -> Result<()> {
             r.mmd_data_vs_data,
             r.sliced_wasserstein,
             r.sliced_wasserstein_data_vs_data,
-            r.mode_weights.map(|w| w.iter().map(|v| (v * 1000.0).round() / 1000.0).collect::<Vec<_>>()),
+            r.mode_weights.as_ref().map(|w| w.iter().map(|v| (v * 1000.0).round() / 1000.0).collect::<Vec<_>>()),
             start.elapsed().as_secs_f64()
         );
+        panels.push((toy, r.sample_points));
     }
     let png = plot::save_png(&ctx.out, "sweep.png", (400 * panels.len() as u32, 420), |root| {
         for (area, (toy, x)) in root.split_evenly((1, panels.len())).iter().zip(&panels) {

@@ -1,5 +1,5 @@
 //! The `toy2d` command line: one subcommand per experiment, `all` (the default) runs every one.
-use crate::experiments::{Context, Experiment, Table};
+use crate::experiments::{Context, Experiment, Report, Table};
 use crate::jobs::Slots;
 use crate::output::OutDir;
 use anyhow::{Context as _, Result};
@@ -80,10 +80,8 @@ impl Command {
 
 /// Runs the parsed command line, printing each experiment's table.
 pub fn run(cli: Cli) -> Result<()> {
-    // candle's CPU matmul asks this variable for its thread count on every call. With 2 threads on
-    // a busy 2-core machine, sampling the ncsn2d ring took 31 s of CPU (32 s wall), with 1 thread
-    // 2.5 s (5 s wall): each product of a 1000 x 128 batch is too small to share. Set before
-    // any work starts, while this is the only thread.
+    // candle's CPU matmul asks this variable for its thread count on every call (see `--threads`).
+    // Set before any work starts, while this is the only thread.
     std::env::set_var("RAYON_NUM_THREADS", cli.threads.to_string());
     workbench::alloc::keep_freed_memory();
     let device = workbench::parse_device(&cli.device, "toy2d")?;
@@ -118,7 +116,7 @@ pub fn run(cli: Cli) -> Result<()> {
         for i in order {
             let (ctx, done_tx, experiment) = (&ctx, done_tx.clone(), experiments[i]);
             scope.spawn(move || {
-                let table = experiment.run(ctx);
+                let table = run_experiment(experiment, ctx);
                 // The receiver lives until every experiment has reported.
                 let _ = done_tx.send((i, table, start.elapsed().as_secs_f64()));
             });
@@ -145,6 +143,50 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         first_error.map_or(Ok(()), Err)
     })
+}
+
+/// One experiment: its report computed, written (JSON, CSV) and drawn into `ctx.out`, inside a
+/// slot of `ctx.jobs` (`ncsn2d` computes each data set in a slot of its own, then writes and
+/// draws outside). Returns the table to print, with the files written.
+pub fn run_experiment(experiment: Experiment, ctx: &Context) -> Result<Table> {
+    let run = || -> Result<Table> {
+        let report = experiment.compute(ctx)?;
+        let mut files = crate::figures::draw(&report, ctx)?;
+        files.extend(write_numbers(&report, ctx)?);
+        let mut table = report.table();
+        table.files = files;
+        Ok(table)
+    };
+    match experiment {
+        Experiment::Ncsn2d => run(),
+        _ => ctx.jobs.run(experiment.cost(), run),
+    }
+}
+
+/// Writes the numbers of `report` (its JSON, and `score_field_loss.csv`); returns the file names.
+pub fn write_numbers(report: &Report, ctx: &Context) -> Result<Vec<String>> {
+    fn json<T: serde::Serialize>(ctx: &Context, name: &str, report: &T) -> Result<Vec<String>> {
+        ctx.out.write_json(name, report)?;
+        Ok(vec![name.to_string()])
+    }
+    match report {
+        Report::ScoreField(r) => {
+            let rows: Vec<Vec<f64>> = r
+                .loss_history
+                .iter()
+                .enumerate()
+                .map(|(i, l)| vec![i as f64, *l])
+                .collect();
+            ctx.out.write_csv("score_field_loss.csv", "step,loss", &rows)?;
+            let mut files = vec!["score_field_loss.csv".to_string()];
+            files.extend(json(ctx, "score_field.json", r)?);
+            Ok(files)
+        }
+        Report::LangevinWeights(r) => json(ctx, "langevin_weights.json", r),
+        Report::Manifold(r) => json(ctx, "manifold.json", r),
+        Report::Ncsn2d(r) => json(ctx, "ncsn2d.json", r),
+        Report::Trajectories(r) => json(ctx, "trajectories.json", r),
+    }
 }
 
 #[cfg(test)]

@@ -4,16 +4,20 @@
 //! - [`model`], [`train`]: the score networks and their training loops; [`optim`]: Adam in one
 //!   pass per parameter.
 //! - [`metrics`]: two-sample distances (kernel MMD, sliced Wasserstein) between samples and data.
-//! - [`plot`]: plotters figures (heat maps, contours, arrow fields, scatter, GIF frames).
-//! - [`experiments`]: the paper's toy experiments, each writing figures and a JSON of its numbers.
+//! - [`scores`]: the exact noise-conditional score of a perturbed mixture (what the networks learn).
+//! - [`experiments`]: the paper's toy experiments, each computing a report of its numbers.
+//! - [`figures`]: each experiment's figures, drawn from its report; [`plot`]: the drawing pieces
+//!   they share (heat maps, contours, arrow fields, scatter, GIF frames).
 //! - [`jobs`]: independent experiments side by side on the available cores.
-//! - [`cli`]: the `toy2d` command line.
+//! - [`cli`]: the `toy2d` command line: runs experiments, writes their JSON and draws their figures.
 //! - [`output`]: the output folder and atomic writes; [`alloc`]: the C allocator's settings.
 pub mod cli;
 pub mod experiments;
+pub mod figures;
 pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod plot;
+pub mod scores;
 pub mod train;

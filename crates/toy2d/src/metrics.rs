@@ -9,7 +9,7 @@
 //!   directions `theta` on the unit circle (sphere), each 1D distance computed exactly from the
 //!   sorted projections ([`wasserstein_1d`]).
 use anyhow::{bail, Result};
-use ndarray::{Array1, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array1, ArrayView1, ArrayView2};
 
 fn check_pair(x: ArrayView2<f64>, y: ArrayView2<f64>) -> Result<()> {
     if x.nrows() == 0 || y.nrows() == 0 {
@@ -128,11 +128,6 @@ pub fn sliced_wasserstein(x: ArrayView2<f64>, y: ArrayView2<f64>, n_directions: 
         total += wasserstein_1d(&px.to_vec(), &py.to_vec())?.powi(2);
     }
     Ok((total / n_directions as f64).sqrt())
-}
-
-/// Mean of each column, used for quick summaries.
-pub fn column_means(x: ArrayView2<f64>) -> Vec<f64> {
-    x.mean_axis(Axis(0)).map(|m| m.to_vec()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -31,8 +31,8 @@ pub enum Conditioning {
 /// The input gain of [`Conditioning::EmbeddingOverSigma`]: its input is `INPUT_GAIN * c_in(sigma) x`.
 /// The toys span about `[-5, 5]`, and with unit-scale inputs the first layer's initial features
 /// vary too slowly to resolve structure of width `sigma_L = 0.1` in a few thousand steps; a gain
-/// of 3 (like larger first-layer weights) cut the ring's relative score error at the four
-/// smallest levels from 0.51-0.60 to 0.13-0.19 (`examples/ncsn2d_sweep.rs`, 3,000 steps).
+/// acts like larger first-layer weights (`examples/ncsn2d_sweep.rs` measures the score error per
+/// level with and without it).
 pub const INPUT_GAIN: f64 = 3.0;
 
 /// Anything that gives a score on a batch of 2D points (`level` for noise-conditional models).
@@ -308,6 +308,8 @@ pub struct NoiseConditionalMlp {
     mlp: ScoreMlp,
     conditioner: Conditioner,
     sigmas: Vec<f64>,
+    /// Where the parameters live (particles go there to be scored).
+    device: Device,
 }
 
 impl NoiseConditionalMlp {
@@ -356,6 +358,7 @@ impl NoiseConditionalMlp {
             }
         };
         Ok(Self {
+            device: vb.device().clone(),
             mlp: ScoreMlp::new(hidden, vb)?,
             conditioner,
             sigmas: sigmas.to_vec(),
@@ -374,17 +377,6 @@ impl NoiseConditionalMlp {
         let (varmap, vb) = seeded_builder(rng, dtype, device);
         let model = Self::new(hidden, sigmas, conditioning, vb)?;
         Ok((model, varmap))
-    }
-
-    /// How the level enters.
-    pub fn conditioning(&self) -> Conditioning {
-        match self.conditioner {
-            Conditioner::Embedding(LevelEmbedding { over_sigma: None, .. }) => Conditioning::Embedding,
-            Conditioner::Embedding(LevelEmbedding {
-                over_sigma: Some(_), ..
-            }) => Conditioning::EmbeddingOverSigma,
-            Conditioner::DivideBySigma(_) => Conditioning::DivideBySigma,
-        }
     }
 
     /// The noise levels the model was built for.
@@ -445,6 +437,18 @@ impl ScoreModel for NoiseConditionalMlp {
 
     fn n_levels(&self) -> Option<usize> {
         Some(self.sigmas.len())
+    }
+}
+
+/// The network as a score for the samplers: `s_theta(x, sigma_level)` on ndarray particles
+/// ([`score_array`] on the model's device).
+impl langevin::NoiseConditionalScore<Array2<f64>> for NoiseConditionalMlp {
+    fn sigmas(&self) -> &[f64] {
+        &self.sigmas
+    }
+
+    fn score(&self, x: &Array2<f64>, level: usize) -> langevin::Result<Array2<f64>> {
+        Ok(score_array(self, x.view(), Some(level), &self.device)?)
     }
 }
 

@@ -1,6 +1,11 @@
 //! Training loops of the toy score models: Adam on fresh batches with a cosine learning-rate
 //! decay, every random draw (initial weights, data, noise, projections, levels) from one
-//! `ChaCha8Rng` seeded by the config, so the same config gives the same model and loss history.
+//! `ChaCha8Rng` (the config's seed and stream), so the same config gives the same model and loss
+//! history.
+//!
+//! Errors: a bad configuration or data sampler is an `anyhow` error naming the field; a loss that
+//! stops being finite is a [`Diverged`] (inside the `anyhow` error, so a caller can
+//! `downcast_ref` it), unless the config asks to skip such steps ([`NonFinite::Skip`]).
 use crate::model::{Conditioning, NoiseConditionalMlp, ScoreMlp, ScoreModel};
 use anyhow::bail;
 use candle_core::{DType, Device, Tensor};
@@ -74,14 +79,45 @@ impl Objective {
     }
 }
 
+/// What training does at a step whose loss is not finite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonFinite {
+    /// Stop with a [`Diverged`] error.
+    #[default]
+    Fail,
+    /// Record the loss, leave the parameters as they are and go on with the next batch (for
+    /// experiments about instability, which count such steps).
+    Skip,
+}
+
+/// The loss of a training run stopped being finite.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{label}: the loss became {value} at step {step} (learning rate {lr}; a smaller `lr` may help)")]
+pub struct Diverged {
+    /// The objective or model being trained.
+    pub label: String,
+    /// The 0-based step.
+    pub step: usize,
+    /// The loss at that step.
+    pub value: f64,
+    /// The peak learning rate of the run.
+    pub lr: f64,
+}
+
 /// Settings of a training run.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
     pub steps: usize,
     pub batch_size: usize,
     pub lr: f64,
+    /// The key of the run's generator.
     pub seed: u64,
+    /// The ChaCha stream of the run's generator: runs of one command share `seed` and differ
+    /// here (as [`crate::experiments::Context::rng`]).
+    pub stream: u64,
     pub hidden: usize,
+    /// What a non-finite loss does.
+    pub non_finite: NonFinite,
     /// Show an indicatif progress bar.
     pub progress: bool,
 }
@@ -94,7 +130,9 @@ impl Default for TrainConfig {
             batch_size: 128,
             lr: 1e-3,
             seed: 0,
+            stream: 0,
             hidden: 128,
+            non_finite: NonFinite::Fail,
             progress: false,
         }
     }
@@ -117,12 +155,19 @@ impl TrainConfig {
         }
         Ok(())
     }
+
+    /// The run's generator: key `seed`, stream `stream`.
+    pub fn rng(&self) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(self.stream);
+        rng
+    }
 }
 
 /// What a run recorded.
 #[derive(Debug, Clone, Default)]
 pub struct TrainReport {
-    /// Loss at every step.
+    /// Loss at every step (with [`NonFinite::Skip`], the non-finite ones too).
     pub loss_history: Vec<f64>,
 }
 
@@ -212,17 +257,16 @@ pub fn ncsn_loss(
 /// `lr_t = lr * 1/2 (1 + cos(pi t / T))`.
 ///
 /// The stochastic gradients of score matching are noisy (the DSM target `-z/sigma` is mostly
-/// noise), and a constant rate leaves the last iterate jittering around the minimiser: on the
-/// paper's mixture, the decay cut the relative score error at the large noise levels from a few
-/// percent to about 0.1% in the same number of steps, which is what annealed Langevin's mode
-/// weights depend on.
+/// noise), and a constant rate leaves the last iterate jittering around the minimiser; the decay
+/// lets it settle.
 pub fn cosine_lr(lr: f64, step: usize, steps: usize) -> f64 {
     lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / steps.max(1) as f64).cos())
 }
 
 /// The optimisation loop shared by both trainers: `cfg.steps` Adam steps on `loss(rng)` with the
-/// [`cosine_lr`] schedule, a progress bar when asked for, the loss history; stops with an error
-/// on a non-finite loss.
+/// [`cosine_lr`] schedule, a progress bar when asked for, the loss history. A non-finite loss
+/// is never stepped on: it ends the run with [`Diverged`] or, with [`NonFinite::Skip`], is
+/// recorded and its batch dropped.
 fn optimise(
     label: &str,
     cfg: &TrainConfig,
@@ -242,14 +286,18 @@ fn optimise(
     for step in 0..cfg.steps {
         opt.set_learning_rate(cosine_lr(cfg.lr, step, cfg.steps));
         let l = loss(rng)?;
-        opt.backward_step(&l)?;
         let value = l.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        if !value.is_finite() {
+        if value.is_finite() {
+            opt.backward_step(&l)?;
+        } else if cfg.non_finite == NonFinite::Fail {
             bar.abandon();
-            bail!(
-                "{label}: the loss became {value} at step {step}; try a smaller `lr` (now {})",
-                cfg.lr
-            );
+            return Err(Diverged {
+                label: label.to_string(),
+                step,
+                value,
+                lr: cfg.lr,
+            }
+            .into());
         }
         history.push(value);
         if step % 50 == 0 || step + 1 == cfg.steps {
@@ -274,7 +322,7 @@ pub fn train_score(
 ) -> anyhow::Result<(ScoreMlp, TrainReport)> {
     cfg.validate()?;
     objective.validate()?;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut rng = cfg.rng();
     let (model, varmap) = ScoreMlp::seeded(cfg.hidden, DType::F32, device, &mut rng)?;
     let report = optimise(objective.name(), cfg, &varmap, &mut rng, |rng| {
         let x = draw_batch(data, cfg.batch_size, rng)?;
@@ -292,7 +340,7 @@ pub fn train_ncsn(
     device: &Device,
 ) -> anyhow::Result<(NoiseConditionalMlp, TrainReport)> {
     cfg.validate()?;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut rng = cfg.rng();
     let (model, varmap) = NoiseConditionalMlp::seeded(cfg.hidden, sigmas, conditioning, DType::F32, device, &mut rng)?;
     let sigmas_t = score_matching::sigmas_tensor(sigmas, device)?;
     let label = match conditioning {

@@ -495,3 +495,50 @@ fn embedding_over_sigma_learns_the_ring_score_at_every_level() {
     assert!(errors[..4].iter().all(|e| *e < 0.15), "large levels: {errors:?}");
     assert!(errors.iter().all(|e| *e < 0.7), "all levels: {errors:?}");
 }
+
+#[test]
+fn the_network_is_a_noise_conditional_score() {
+    // `NoiseConditionalScore::score(x, i)` is `score_array(x, level i)`, at every level.
+    let sigmas = [2.0, 1.0, 0.5];
+    let (m, _) = NoiseConditionalMlp::seeded(
+        8,
+        &sigmas,
+        Conditioning::EmbeddingOverSigma,
+        DType::F32,
+        &CPU,
+        &mut ChaCha8Rng::seed_from_u64(0),
+    )
+    .unwrap();
+    let x = array![[0.3, -0.7], [2.0, 1.0], [-4.0, 0.5]];
+    assert_eq!(langevin::NoiseConditionalScore::sigmas(&m), &sigmas);
+    for level in 0..3 {
+        let s = langevin::NoiseConditionalScore::score(&m, &x, level).unwrap();
+        assert_eq!(s, score_array(&m, x.view(), Some(level), &CPU).unwrap());
+    }
+    assert!(langevin::NoiseConditionalScore::score(&m, &x, 3).is_err());
+}
+
+#[test]
+fn a_non_finite_loss_is_a_divergence_not_a_config_error() {
+    // A batch with coordinates 1e30 (finite in f32) makes the implicit loss overflow at step 2.
+    let p = mixture();
+    let cfg = TrainConfig {
+        steps: 4,
+        hidden: 8,
+        ..TrainConfig::default()
+    };
+    let mut calls = 0;
+    let mut data = |n: usize, rng: &mut ChaCha8Rng| {
+        calls += 1;
+        let x = p.sample(n, rng);
+        if calls == 3 {
+            x * 1e30
+        } else {
+            x
+        }
+    };
+    let err = train_score(&Objective::Implicit, &mut data, &cfg, &CPU).unwrap_err();
+    let d = err.downcast_ref::<toy2d::train::Diverged>().expect("a Diverged error");
+    assert_eq!((d.step, d.label.as_str()), (2, "ism"), "{err}");
+    assert!(!d.value.is_finite());
+}

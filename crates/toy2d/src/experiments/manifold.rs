@@ -3,15 +3,16 @@
 //! consistent target. Sliced and implicit score matching on such data drift or fluctuate; after
 //! adding a little Gaussian noise (`x + 0.05 z`, whose density is positive everywhere) the same
 //! objectives converge.
-use super::langevin_weights::tail_mean;
-use super::{fmt_num, moving_average, Context, Table};
-use crate::plot::{self, plot_err, FONT, PALETTE};
-use crate::train::{train_score, Objective, ProjectionKind, TrainConfig};
+//!
+//! A run whose loss is not finite at some step keeps going without that step's update
+//! ([`NonFinite::Skip`]) and counts it (`non_finite_steps`), so the instability is recorded
+//! instead of ending the command.
+use super::{fmt_num, tail_mean, Context, Table};
+use crate::train::{train_score, DataSampler, NonFinite, Objective, ProjectionKind, TrainConfig};
 use anyhow::{Context as _, Result};
+use candle_core::Device;
 use gmm::datasets::curve;
 use ndarray::Array2;
-use plotters::coord::Shift;
-use plotters::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
@@ -19,6 +20,8 @@ use serde::Serialize;
 pub const DEFAULT_TRAIN_STEPS: usize = 2000;
 /// The noise added to the data in the "noisy" runs.
 pub const NOISE: f64 = 0.05;
+/// The stream of run `k` is `FIRST_STREAM + k`.
+pub const FIRST_STREAM: u64 = 30;
 
 /// One training run in `manifold.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -35,13 +38,13 @@ pub struct RunSummary {
     pub min_loss: f64,
     /// Largest finite loss.
     pub max_loss: f64,
-    /// Steps whose loss was not finite.
+    /// Steps whose loss was not finite (their update was skipped).
     pub non_finite_steps: usize,
     /// The full loss history.
     pub loss_history: Vec<f64>,
 }
 
-/// `manifold.json`.
+/// What the experiment found; serialised as `manifold.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// Seed of the run.
@@ -74,8 +77,30 @@ fn summarize(objective: &str, noise: f64, loss: Vec<f64>) -> RunSummary {
     }
 }
 
+/// The settings of training run `run` (its own stream; non-finite losses are counted, not fatal).
+pub fn run_config(ctx: &Context, steps: usize, run: u64) -> TrainConfig {
+    TrainConfig {
+        non_finite: NonFinite::Skip,
+        ..ctx.train_config(steps, FIRST_STREAM + run)
+    }
+}
+
+/// One training run with `objective` on `data`, summarised.
+pub fn train_run(
+    name: &str,
+    objective: &Objective,
+    noise: f64,
+    data: &mut DataSampler<'_>,
+    cfg: &TrainConfig,
+    device: &Device,
+) -> Result<RunSummary> {
+    let (_, report) = train_score(objective, data, cfg, device)
+        .with_context(|| format!("training with {name} score matching, noise {noise}"))?;
+    Ok(summarize(name, noise, report.loss_history))
+}
+
 /// Runs the experiment.
-pub fn run(ctx: &Context) -> Result<Table> {
+pub fn compute(ctx: &Context) -> Result<Report> {
     let steps = ctx.train_steps(DEFAULT_TRAIN_STEPS);
     let objectives = [
         (
@@ -90,14 +115,7 @@ pub fn run(ctx: &Context) -> Result<Table> {
     let mut runs = Vec::new();
     for (k, (name, objective)) in objectives.iter().enumerate() {
         for (j, noise) in [0.0, NOISE].into_iter().enumerate() {
-            let cfg = TrainConfig {
-                steps,
-                batch_size: 128,
-                lr: 1e-3,
-                seed: ctx.seed.wrapping_add((2 * k + j) as u64),
-                hidden: 128,
-                progress: ctx.progress,
-            };
+            let cfg = run_config(ctx, steps, (2 * k + j) as u64);
             // points on the curve y = 2 sin x, plus N(0, noise^2 I) in the noisy runs
             let mut data = |n: usize, r: &mut rand_chacha::ChaCha8Rng| {
                 let mut x: Array2<f64> = curve(n, r);
@@ -109,188 +127,55 @@ pub fn run(ctx: &Context) -> Result<Table> {
                 }
                 x
             };
-            let (_, report) = train_score(objective, &mut data, &cfg, &ctx.device)
-                .with_context(|| format!("training with {name} score matching, noise {noise}"))?;
-            runs.push(summarize(name, noise, report.loss_history));
+            runs.push(train_run(name, objective, noise, &mut data, &cfg, &ctx.device)?);
         }
     }
-    let report = Report {
+    Ok(Report {
         seed: ctx.seed,
         steps,
         runs,
-    };
-    let mut files = Vec::new();
-    plot::save_png(&ctx.out, "manifold_loss.png", (1400, 600), |root| {
-        loss_figure(root, &report)
-    })?;
-    plot::save_svg(&ctx.out, "manifold_loss.svg", (1400, 600), |root| {
-        loss_figure(root, &report)
-    })?;
-    files.push("manifold_loss.png".into());
-    files.push("manifold_loss.svg".into());
-    ctx.out.write_json("manifold.json", &report)?;
-    files.push("manifold.json".into());
-
-    let mut table = Table::new(
-        &format!("manifold: score matching on a curve (no density) vs. the curve + {NOISE} noise, {steps} steps"),
-        &[
-            "objective",
-            "data",
-            "loss (last 20%)",
-            "sd (last 20%)",
-            "min",
-            "non-finite steps",
-        ],
-    );
-    for r in &report.runs {
-        table.row(vec![
-            r.objective.clone(),
-            if r.noise > 0.0 {
-                format!("curve + {} z", r.noise)
-            } else {
-                "curve".into()
-            },
-            fmt_num(r.tail_mean),
-            fmt_num(r.tail_std),
-            fmt_num(r.min_loss),
-            r.non_finite_steps.to_string(),
-        ]);
-    }
-    table.files = files;
-    Ok(table)
+    })
 }
 
-/// A symmetric log scale for losses that go negative: linear on `[-1, 1]`,
-/// `sign(y) (1 + log10 |y|)` outside, so that `t = -2, -3, -4` mean `y = -10, -100, -1000`.
-fn symlog(y: f64) -> f64 {
-    if y.abs() < 1.0 {
-        y
-    } else {
-        y.signum() * (1.0 + y.abs().log10())
-    }
-}
-
-fn symlog_inv(t: f64) -> f64 {
-    if t.abs() < 1.0 {
-        t
-    } else {
-        t.signum() * 10f64.powf(t.abs() - 1.0)
-    }
-}
-
-/// Tick labels only at whole numbers of the symlog scale (0, ±1, ±10, ±100, ...).
-fn symlog_label(t: &f64) -> String {
-    if (t - t.round()).abs() < 1e-9 {
-        format!("{}", symlog_inv(t.round()).round())
-    } else {
-        String::new()
-    }
-}
-
-fn loss_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Report) -> Result<()> {
-    let (head, body) = root.split_vertically(44);
-    head.titled(
-        "Score matching on data on a curve: without noise the loss does not settle; with x + 0.05 z it converges",
-        (FONT, 20),
-    )
-    .map_err(plot_err)?;
-    let panels = body.split_evenly((1, 2));
-    for (k, name) in ["sliced", "implicit"].iter().enumerate() {
-        let runs: Vec<&RunSummary> = report.runs.iter().filter(|r| r.objective == *name).collect();
-        let all: Vec<f64> = runs
-            .iter()
-            .flat_map(|r| r.loss_history.iter().cloned())
-            .filter(|v| v.is_finite())
-            .map(symlog)
-            .collect();
-        let lo = all.iter().cloned().fold(f64::INFINITY, f64::min);
-        let hi = all.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = if lo.is_finite() && hi > lo {
-            (lo, hi)
-        } else {
-            (-1.0, 1.0)
-        };
-        let pad = 0.05 * (hi - lo);
-        let n = runs.iter().map(|r| r.loss_history.len()).max().unwrap_or(1).max(2);
-        let mut chart = ChartBuilder::on(&panels[k])
-            .caption(format!("{name} score matching"), (FONT, 20))
-            .margin(10)
-            .margin_right(20)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..n as f64, (lo - pad)..(hi + pad))
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("training step")
-            .y_desc("loss (symmetric log scale)")
-            .y_labels((4.0 * (hi - lo + 2.0 * pad)).ceil() as usize + 1)
-            .y_label_formatter(&symlog_label)
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 15))
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .draw()
-            .map_err(plot_err)?;
-        for r in &runs {
-            let color = if r.noise > 0.0 { PALETTE[0] } else { PALETTE[1] };
-            let raw: Vec<(f64, f64)> = r
-                .loss_history
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.is_finite())
-                .map(|(i, v)| (i as f64, symlog(*v)))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(raw, color.mix(0.25).stroke_width(1)))
-                .map_err(plot_err)?;
-            let finite: Vec<f64> = r
-                .loss_history
-                .iter()
-                .map(|v| if v.is_finite() { *v } else { 0.0 })
-                .collect();
-            let smooth = moving_average(&finite, 50);
-            let label = if r.noise > 0.0 {
-                format!("curve + {} z (moving average of 50)", r.noise)
-            } else {
-                "curve, no noise (moving average of 50)".to_string()
-            };
-            chart
-                .draw_series(LineSeries::new(
-                    smooth.iter().enumerate().map(|(i, v)| (i as f64, symlog(*v))),
-                    color.stroke_width(2),
-                ))
-                .map_err(plot_err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+impl Report {
+    /// The table the command line prints.
+    pub fn table(&self) -> Table {
+        let mut table = Table::new(
+            &format!(
+                "manifold: score matching on a curve (no density) vs. the curve + {NOISE} noise, {} steps",
+                self.steps
+            ),
+            &[
+                "objective",
+                "data",
+                "loss (last 20%)",
+                "sd (last 20%)",
+                "min",
+                "non-finite steps",
+            ],
+        );
+        for r in &self.runs {
+            table.row(vec![
+                r.objective.clone(),
+                if r.noise > 0.0 {
+                    format!("curve + {} z", r.noise)
+                } else {
+                    "curve".into()
+                },
+                fmt_num(r.tail_mean),
+                fmt_num(r.tail_std),
+                fmt_num(r.min_loss),
+                r.non_finite_steps.to_string(),
+            ]);
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .draw()
-            .map_err(plot_err)?;
+        table
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn symlog_round_trips_and_keeps_sign() {
-        assert_eq!(symlog(-100.0), -3.0);
-        assert_eq!(symlog_label(&-3.0), "-100");
-        assert_eq!(symlog_label(&-2.5), "");
-        for y in [-1234.5, -1.0, 0.0, 0.3, 99.0] {
-            assert!((symlog_inv(symlog(y)) - y).abs() < 1e-9 * (1.0 + y.abs()));
-        }
-        assert!(symlog(-5.0) < 0.0 && symlog(5.0) > 0.0);
-    }
+    use crate::experiments::tests::context;
 
     #[test]
     fn summary_counts_non_finite_steps() {
@@ -298,5 +183,37 @@ mod tests {
         assert_eq!(s.non_finite_steps, 1);
         assert_eq!((s.min_loss, s.max_loss), (1.0, 7.0));
         assert_eq!(s.tail_mean, 7.0);
+    }
+
+    #[test]
+    fn a_run_whose_loss_is_not_finite_is_recorded_not_fatal() {
+        // One batch far out on the curve (coordinates 1e30, finite in f32) makes the implicit
+        // loss 1/2 ||s||^2 + tr(grad s) overflow to infinity at that step; the run must go on,
+        // count that step and keep training on the next batches with finite parameters.
+        let ctx = context(5);
+        let cfg = run_config(&ctx, 6, 0);
+        let mut calls = 0;
+        let mut data = |n: usize, r: &mut rand_chacha::ChaCha8Rng| {
+            calls += 1;
+            let x = curve(n, r);
+            if calls == 3 {
+                x * 1e30
+            } else {
+                x
+            }
+        };
+        let run = train_run("implicit", &Objective::Implicit, 0.0, &mut data, &cfg, &Device::Cpu).unwrap();
+        assert_eq!(run.loss_history.len(), 6);
+        assert!(!run.loss_history[2].is_finite(), "{:?}", run.loss_history);
+        assert_eq!(run.non_finite_steps, 1, "{:?}", run.loss_history);
+        assert!(run.loss_history[3..].iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn every_run_has_its_own_stream() {
+        // Seed s, run 1 must not repeat seed s + 1, run 0 (as `seed + run` did).
+        let (a, b) = (run_config(&context(7), 10, 1), run_config(&context(8), 10, 0));
+        let (mut ra, mut rb) = (a.rng(), b.rng());
+        assert_ne!(rand::Rng::random::<u64>(&mut ra), rand::Rng::random::<u64>(&mut rb));
     }
 }

@@ -1,13 +1,27 @@
-//! The paper's toy experiments. Each one writes its figures and a JSON of its numbers into the
-//! output folder and returns a [`Table`] that the command line prints.
+//! The paper's toy experiments. Each one computes a report (the numbers its JSON holds, plus
+//! what its figures draw); [`crate::figures`] draws the figures from the report and the command
+//! line ([`crate::cli`]) writes the JSON and prints the report's [`Table`].
 //!
 //! | experiment | what it shows | files |
 //! |---|---|---|
-//! | [`score_field`] | a learned score is good near the modes, bad where data are rare (Fig. 2) | `score_field.{png,json}`, `score_error.png` |
+//! | [`score_field`] | a learned score is good near the modes, bad where data are rare (Fig. 2) | `score_field.{png,json}`, `score_error.png`, `score_field_loss.csv` |
 //! | [`langevin_weights`] | Langevin gets mixture weights wrong, annealed Langevin gets them right (Fig. 3) | `langevin_weights*.png`, `langevin_weights.json` |
 //! | [`manifold`] | score matching on data with no density fails; a little noise fixes it (Fig. 1) | `manifold_loss.{png,svg}`, `manifold.json` |
 //! | [`ncsn2d`] | noise-conditional DSM + annealed Langevin on every toy data set | `ncsn2d_grid.png`, `ncsn2d_loss.{png,svg}`, `ncsn2d.json` |
 //! | [`trajectories`] | particles moving under annealed Langevin over each level's score field | `trajectories.gif`, `trajectories_levels.png`, `trajectories.json` |
+//!
+//! Every random draw of an experiment comes from `ctx.rng(stream)` (or a training run's
+//! [`TrainConfig`] with its own stream): one key, the command's `--seed`, and a stream per part.
+//! The streams in use:
+//!
+//! | stream | part |
+//! |---|---|
+//! | 0 | training in `score-field` and `langevin-weights` |
+//! | 10 | `score-field`: Monte Carlo error under p |
+//! | 20, 21 | `langevin-weights`: exact, learned sampling |
+//! | 30 + run | `manifold`: training run 0..4 |
+//! | 40 + toy, 60 + toy, 70 + toy | `ncsn2d`: data and sampling, score errors, training of data set 0..4 |
+//! | 50 | `trajectories` |
 pub mod langevin_weights;
 pub mod manifold;
 pub mod ncsn2d;
@@ -16,6 +30,7 @@ pub mod trajectories;
 
 use crate::jobs::Slots;
 use crate::output::OutDir;
+use crate::train::TrainConfig;
 use candle_core::Device;
 use indicatif::ProgressBar;
 use ndarray::{Array2, ArrayView2};
@@ -53,6 +68,18 @@ impl Context {
     /// The training steps: `--steps` if given, else the experiment's default.
     pub fn train_steps(&self, default: usize) -> usize {
         self.steps.unwrap_or(default)
+    }
+
+    /// A training run of `steps` steps drawing from stream `stream` of the seed (the reference
+    /// toy's other settings, [`TrainConfig::default`]).
+    pub fn train_config(&self, steps: usize, stream: u64) -> TrainConfig {
+        TrainConfig {
+            steps,
+            seed: self.seed,
+            stream,
+            progress: self.progress,
+            ..TrainConfig::default()
+        }
     }
 
     /// A progress bar of `len` ticks (hidden without `--progress` or when stderr is no terminal).
@@ -115,20 +142,76 @@ impl Experiment {
         }
     }
 
-    /// Runs the experiment: figures and JSON into `ctx.out`, a table back. It computes inside a
-    /// slot of `ctx.jobs` (`ncsn2d`: each data set in its own slot).
-    pub fn run(self, ctx: &Context) -> anyhow::Result<Table> {
-        let run = || match self {
-            Experiment::ScoreField => score_field::run(ctx),
-            Experiment::LangevinWeights => langevin_weights::run(ctx),
-            Experiment::Manifold => manifold::run(ctx),
-            Experiment::Ncsn2d => ncsn2d::run(ctx),
-            Experiment::Trajectories => trajectories::run(ctx),
-        };
+    /// Computes the experiment's report (`ncsn2d`: each data set inside its own slot of
+    /// `ctx.jobs`; the others run in the caller's slot).
+    pub fn compute(self, ctx: &Context) -> anyhow::Result<Report> {
+        Ok(match self {
+            Experiment::ScoreField => Report::ScoreField(score_field::compute(ctx)?),
+            Experiment::LangevinWeights => Report::LangevinWeights(langevin_weights::compute(ctx)?),
+            Experiment::Manifold => Report::Manifold(manifold::compute(ctx)?),
+            Experiment::Ncsn2d => Report::Ncsn2d(ncsn2d::compute(ctx)?),
+            Experiment::Trajectories => Report::Trajectories(trajectories::compute(ctx)?),
+        })
+    }
+}
+
+/// The report of one experiment.
+#[derive(Debug, Clone)]
+pub enum Report {
+    /// [`score_field::Report`].
+    ScoreField(score_field::Report),
+    /// [`langevin_weights::Report`].
+    LangevinWeights(langevin_weights::Report),
+    /// [`manifold::Report`].
+    Manifold(manifold::Report),
+    /// [`ncsn2d::Report`].
+    Ncsn2d(ncsn2d::Report),
+    /// [`trajectories::Report`].
+    Trajectories(trajectories::Report),
+}
+
+impl Report {
+    /// The table the command line prints.
+    pub fn table(&self) -> Table {
         match self {
-            Experiment::Ncsn2d => run(),
-            _ => ctx.jobs.run(self.cost(), run),
+            Report::ScoreField(r) => r.table(),
+            Report::LangevinWeights(r) => r.table(),
+            Report::Manifold(r) => r.table(),
+            Report::Ncsn2d(r) => r.table(),
+            Report::Trajectories(r) => r.table(),
         }
+    }
+}
+
+/// A noise-conditional score that ticks a progress bar at every evaluation.
+pub struct Ticking<'a, S> {
+    score: S,
+    bar: &'a ProgressBar,
+    /// A hidden bar's `inc` still reads the clock: skip it.
+    tick: bool,
+}
+
+impl<'a, S> Ticking<'a, S> {
+    /// `score`, ticking `bar`.
+    pub fn new(score: S, bar: &'a ProgressBar) -> Self {
+        Self {
+            score,
+            bar,
+            tick: !bar.is_hidden(),
+        }
+    }
+}
+
+impl<X, S: langevin::NoiseConditionalScore<X>> langevin::NoiseConditionalScore<X> for Ticking<'_, S> {
+    fn sigmas(&self) -> &[f64] {
+        self.score.sigmas()
+    }
+
+    fn score(&self, x: &X, level: usize) -> langevin::Result<X> {
+        if self.tick {
+            self.bar.inc(1);
+        }
+        self.score.score(x, level)
     }
 }
 
@@ -143,7 +226,7 @@ pub struct Table {
     pub header: Vec<String>,
     /// Cells, one `Vec` per row.
     pub rows: Vec<Vec<String>>,
-    /// Files the experiment wrote.
+    /// Files written for the experiment (filled in by [`crate::cli::run_experiment`]).
     pub files: Vec<String>,
 }
 
@@ -239,13 +322,17 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
-/// Turns a `langevin::Error` or candle error into `anyhow` with context.
-pub fn sampler_err(e: langevin::Error) -> anyhow::Error {
-    anyhow::anyhow!("Langevin sampler failed: {e}")
+/// Mean of the last `n` entries (NaN for an empty slice).
+pub fn tail_mean(x: &[f64], n: usize) -> f64 {
+    let n = n.min(x.len()).max(1);
+    if x.is_empty() {
+        return f64::NAN;
+    }
+    x[x.len() - n..].iter().sum::<f64>() / n as f64
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -254,17 +341,21 @@ mod tests {
         assert_eq!(m, vec![1.0, 1.5, 2.5, 3.5]);
     }
 
-    #[test]
-    fn streams_differ_and_repeat() {
-        let dir = tempfile::tempdir().unwrap();
-        let ctx = Context {
-            out: OutDir::create(dir.path()).unwrap(),
-            seed: 1,
+    /// A context of seed `seed` for tests that write nothing (the system's temporary folder).
+    pub(crate) fn context(seed: u64) -> Context {
+        Context {
+            out: OutDir::create(std::env::temp_dir()).unwrap(),
+            seed,
             steps: None,
             device: Device::Cpu,
             progress: false,
             jobs: Arc::new(Slots::new(1)),
-        };
+        }
+    }
+
+    #[test]
+    fn streams_differ_and_repeat() {
+        let ctx = context(1);
         let (a, b, c): (u64, u64, u64) = (ctx.rng(1).random(), ctx.rng(1).random(), ctx.rng(2).random());
         assert_eq!(a, b);
         assert_ne!(a, c);

@@ -6,14 +6,9 @@
 //! `(1/L) sum_i sigma_i^2 l(theta; sigma_i)`. The network is [`Conditioning::EmbeddingOverSigma`],
 //! `s(x, sigma_i) = f(x, i) / sigma_i`: a level embedding (the direction of the score changes with
 //! sigma) and NCSNv2's output scaling (so `f` predicts `-z`, a target of unit size at every level).
-//! Measured with `examples/ncsn2d_sweep.rs` (relative score error per level, 3,000 steps): the
-//! unscaled embedding leaves errors of 0.5-0.95 at the small levels of ring, moons and spiral (its
-//! output must span 1/sigma_1 to 1/sigma_L, and the sigma^2-weighted loss barely sees the small
-//! levels); `f(x) / sigma` with an unconditional `f` has an error floor of 0.1-0.2 even at the
-//! large levels and about 1 at the small ones. With both and 128 hidden units, 3,000 steps learn
-//! the mixture and the ring at every level, but the thin moons and spiral keep errors of 0.4-0.9
-//! below sigma ~ 0.6 (blurred samples); 256 hidden units and 6,000 steps (the defaults) bring them
-//! to 0.3-0.4 at sigma_L and resolve both shapes, in about 20 s of CPU per data set.
+//! Why both, and why 256 hidden units and 6,000 steps for the thin moons and spiral:
+//! `examples/ncsn2d_sweep.rs` measures the relative score error per level of each choice, and
+//! `score_errors` in `ncsn2d.json` records it for the settings used here.
 //!
 //! Sampling: 1,000 particles uniform over the plotted square, `T = 100` steps per level with
 //! `alpha_i = eps sigma_i^2 / sigma_L^2`, `eps = 0.2 sigma_L^2` (the paper's CIFAR-10 ratio
@@ -22,18 +17,14 @@
 //! Metrics against 1,000 fresh data points: the kernel MMD (RBF, median-heuristic bandwidth), the
 //! sliced Wasserstein distance, and for the mixtures the mode weights. The same distances between
 //! two fresh data sets give the floor that finite samples allow.
-use super::langevin_weights::{scatter_panel, tail_mean};
-use super::{fmt_num, moving_average, sampler_err, uniform_square, Context, Table};
+use super::{fmt_num, tail_mean, uniform_square, Context, Table, Ticking};
 use crate::metrics::{median_bandwidth, mmd_rbf, sliced_wasserstein};
 use crate::model::{score_array, Conditioning, ScoreModel};
-use crate::plot::{self, plot_err, FONT, PALETTE};
 use crate::train::{train_ncsn, TrainConfig};
 use anyhow::{Context as _, Result};
 use gmm::datasets::Toy;
-use langevin::{annealed_langevin, geometric_sigmas, ncsnv2, AnnealedLangevin};
+use langevin::{geometric_sigmas, ncsnv2, AnnealedLangevin, NoProjection};
 use ndarray::Array2;
-use plotters::coord::Shift;
-use plotters::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
@@ -95,9 +86,15 @@ pub struct ToyResult {
     pub max_weight_error: Option<f64>,
     /// The training loss at every step.
     pub loss_history: Vec<f64>,
+    /// Not in the JSON: the annealed Langevin samples.
+    #[serde(skip)]
+    pub sample_points: Array2<f64>,
+    /// Not in the JSON: fresh data they are compared with.
+    #[serde(skip)]
+    pub fresh_points: Array2<f64>,
 }
 
-/// `ncsn2d.json`.
+/// What the experiment found; serialised as `ncsn2d.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// Seed of the run.
@@ -190,24 +187,22 @@ pub fn level_errors(
     Ok(errors)
 }
 
-/// One data set: train, measure the score error per level, sample, compare with fresh data.
-/// Returns the result, the samples and a fresh data set.
-pub fn run_toy(
-    toy: Toy,
-    t: usize,
-    settings: &Settings,
-    ctx: &Context,
-) -> Result<(ToyResult, Array2<f64>, Array2<f64>)> {
-    let mut rng = ctx.rng(40 + t as u64);
-    let sigmas = sigmas_for(&toy.sample(500, &mut rng), settings.sigma_last, settings.levels)?;
-    let cfg = TrainConfig {
-        steps: settings.steps,
+/// The training run of data set number `t` (its own stream).
+pub fn train_config(ctx: &Context, settings: &Settings, t: usize) -> TrainConfig {
+    TrainConfig {
         batch_size: settings.batch_size,
         lr: settings.lr,
-        seed: ctx.seed.wrapping_add(t as u64),
         hidden: settings.hidden,
-        progress: ctx.progress,
-    };
+        ..ctx.train_config(settings.steps, 70 + t as u64)
+    }
+}
+
+/// One data set (number `t` of the experiment, which picks its streams): train, measure the
+/// score error per level, sample, compare with fresh data.
+pub fn run_toy(toy: Toy, t: usize, settings: &Settings, ctx: &Context) -> Result<ToyResult> {
+    let mut rng = ctx.rng(40 + t as u64);
+    let sigmas = sigmas_for(&toy.sample(500, &mut rng), settings.sigma_last, settings.levels)?;
+    let cfg = train_config(ctx, settings, t);
     let mut data = |n: usize, r: &mut rand_chacha::ChaCha8Rng| toy.sample(n, r);
     let (model, train) = train_ncsn(&mut data, &sigmas, settings.conditioning, &cfg, &ctx.device)
         .with_context(|| format!("training the NCSN on `{}`", toy.name()))?;
@@ -232,17 +227,9 @@ pub fn run_toy(
         (sigmas.len() * config.steps_per_level + 1) as u64,
         &format!("sampling {}", toy.name()),
     );
-    let x = annealed_langevin(
-        x0,
-        |x, level, _| {
-            bar.inc(1);
-            Ok(score_array(&model, x.view(), Some(level), &ctx.device)?)
-        },
-        &config,
-        &mut rng,
-    )
-    .map_err(sampler_err)?
-    .samples;
+    let x = langevin::sample_annealed(x0, &Ticking::new(&model, &bar), &config, &mut NoProjection, &mut rng)
+        .with_context(|| format!("annealed Langevin on `{}`", toy.name()))?
+        .samples;
     bar.finish_and_clear();
     if x.iter().any(|v| !v.is_finite()) {
         anyhow::bail!("annealed Langevin on `{}` produced non-finite samples", toy.name());
@@ -276,179 +263,94 @@ pub fn run_toy(
         max_weight_error,
         loss_history: train.loss_history,
         sigmas,
+        sample_points: x,
+        fresh_points: fresh,
     };
-    Ok((result, x, fresh))
+    Ok(result)
 }
 
 /// Runs the experiment.
-pub fn run(ctx: &Context) -> Result<Table> {
+pub fn compute(ctx: &Context) -> Result<Report> {
     let settings = Settings {
         steps: ctx.train_steps(DEFAULT_TRAIN_STEPS),
         ..Settings::default()
     };
-    let steps = settings.steps;
-    let mut results = Vec::new();
-    let mut samples = Vec::new();
-    let mut datas = Vec::new();
     // The data sets are independent (own streams, own models): side by side, each in a slot.
     let parts = TOYS.into_iter().enumerate().map(|part| (COST_PER_TOY, part)).collect();
-    for out in crate::jobs::map_parallel(&ctx.jobs, parts, |(t, toy)| run_toy(toy, t, &settings, ctx)) {
-        let (result, x, fresh) = out?;
-        results.push(result);
-        samples.push(x);
-        datas.push(fresh);
-    }
-    let report = Report {
+    let results = crate::jobs::map_parallel(&ctx.jobs, parts, |(t, toy)| run_toy(toy, t, &settings, ctx))
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Report {
         seed: ctx.seed,
         samples: SAMPLES,
         steps_per_level: settings.steps_per_level,
         results,
-    };
-
-    plot::save_png(&ctx.out, "ncsn2d_grid.png", (1600, 860), |root| {
-        let (head, body) = root.split_vertically(40);
-        head.titled(
-            &format!("NCSN on toy data: data (top) vs. annealed Langevin samples of a DSM-trained s_θ(x, σ) = f_θ(x, σ)/σ ({steps} steps, bottom)"),
-            (FONT, 20),
-        )
-        .map_err(plot_err)?;
-        let cells = body.split_evenly((2, TOYS.len()));
-        for (t, toy) in TOYS.into_iter().enumerate() {
-            let r = &report.results[t];
-            scatter_panel(
-                &cells[t],
-                &format!("{} data", toy.name()),
-                toy.bounds(),
-                &datas[t],
-                PALETTE[0],
-                None,
-            )?;
-            let title = format!(
-                "samples: MMD {} (floor {})",
-                fmt_num(r.mmd),
-                fmt_num(r.mmd_data_vs_data)
-            );
-            scatter_panel(
-                &cells[TOYS.len() + t],
-                &title,
-                toy.bounds(),
-                &samples[t],
-                PALETTE[1],
-                None,
-            )?;
-        }
-        Ok(())
-    })?;
-    plot::save_png(&ctx.out, "ncsn2d_loss.png", (1000, 600), |root| {
-        loss_figure(root, &report)
-    })?;
-    plot::save_svg(&ctx.out, "ncsn2d_loss.svg", (1000, 600), |root| {
-        loss_figure(root, &report)
-    })?;
-    ctx.out.write_json("ncsn2d.json", &report)?;
-
-    let mut table = Table::new(
-        &format!("ncsn2d: noise-conditional DSM ({steps} steps) + annealed Langevin, vs. {SAMPLES} fresh points"),
-        &[
-            "data",
-            "σ_1 → σ_L",
-            "final loss",
-            "MMD",
-            "MMD floor",
-            "SW",
-            "SW floor",
-            "mode weights (true)",
-        ],
-    );
-    for r in &report.results {
-        let weights = match (&r.mode_weights, &r.true_weights) {
-            (Some(w), Some(t)) if w.len() <= 2 => format!(
-                "{} ({})",
-                w.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join("/"),
-                t.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join("/")
-            ),
-            (Some(_), Some(_)) => format!("max error {:.3}", r.max_weight_error.unwrap_or(f64::NAN)),
-            _ => "-".into(),
-        };
-        table.row(vec![
-            r.data.clone(),
-            format!("{:.2} → {:.2}", r.sigmas[0], r.sigmas[r.sigmas.len() - 1]),
-            fmt_num(r.final_loss),
-            fmt_num(r.mmd),
-            fmt_num(r.mmd_data_vs_data),
-            fmt_num(r.sliced_wasserstein),
-            fmt_num(r.sliced_wasserstein_data_vs_data),
-            weights,
-        ]);
-    }
-    table.files = vec![
-        "ncsn2d_grid.png".into(),
-        "ncsn2d_loss.png".into(),
-        "ncsn2d_loss.svg".into(),
-        "ncsn2d.json".into(),
-    ];
-    Ok(table)
+    })
 }
 
-fn loss_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Report) -> Result<()> {
-    let curves: Vec<(String, Vec<f64>)> = report
-        .results
-        .iter()
-        .map(|r| (r.data.clone(), moving_average(&r.loss_history, 50)))
-        .collect();
-    // a linear axis from 0 to a bit above the curves after their first 50 steps (the first steps,
-    // with losses up to ~100, are clamped to the top edge)
-    let settled = curves
-        .iter()
-        .flat_map(|c| c.1.iter().skip(50).cloned())
-        .filter(|v| v.is_finite());
-    let top = 1.25 * settled.fold(0.0, f64::max);
-    let top = if top > 0.0 { top } else { 1.0 };
-    let n = curves.iter().map(|c| c.1.len()).max().unwrap_or(1).max(2);
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            "Noise-conditional DSM loss (1/L) Σ σᵢ² ℓ(θ; σᵢ), moving average of 50 steps",
-            (FONT, 20),
-        )
-        .margin(12)
-        .margin_right(24)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..n as f64, 0.0..top)
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("training step")
-        .y_desc("loss")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.2}"))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(RGBColor(225, 225, 225))
-        .draw()
-        .map_err(plot_err)?;
-    for (k, (name, c)) in curves.iter().enumerate() {
-        let color = PALETTE[k % PALETTE.len()];
-        chart
-            .draw_series(LineSeries::new(
-                c.iter()
-                    .enumerate()
-                    .filter(|(_, v)| v.is_finite())
-                    .map(|(i, v)| (i as f64, v.min(top))),
-                color.stroke_width(2),
-            ))
-            .map_err(plot_err)?
-            .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+impl Report {
+    /// Training steps per data set.
+    pub fn train_steps(&self) -> usize {
+        self.results.first().map_or(0, |r| r.train_steps)
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 15))
-        .draw()
-        .map_err(plot_err)?;
-    Ok(())
+
+    /// The table the command line prints.
+    pub fn table(&self) -> Table {
+        let mut table = Table::new(
+            &format!(
+                "ncsn2d: noise-conditional DSM ({} steps) + annealed Langevin, vs. {SAMPLES} fresh points",
+                self.train_steps()
+            ),
+            &[
+                "data",
+                "σ_1 → σ_L",
+                "final loss",
+                "MMD",
+                "MMD floor",
+                "SW",
+                "SW floor",
+                "mode weights (true)",
+            ],
+        );
+        for r in &self.results {
+            let weights = match (&r.mode_weights, &r.true_weights) {
+                (Some(w), Some(t)) if w.len() <= 2 => format!(
+                    "{} ({})",
+                    w.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join("/"),
+                    t.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join("/")
+                ),
+                (Some(_), Some(_)) => format!("max error {:.3}", r.max_weight_error.unwrap_or(f64::NAN)),
+                _ => "-".into(),
+            };
+            table.row(vec![
+                r.data.clone(),
+                format!("{:.2} → {:.2}", r.sigmas[0], r.sigmas[r.sigmas.len() - 1]),
+                fmt_num(r.final_loss),
+                fmt_num(r.mmd),
+                fmt_num(r.mmd_data_vs_data),
+                fmt_num(r.sliced_wasserstein),
+                fmt_num(r.sliced_wasserstein_data_vs_data),
+                weights,
+            ]);
+        }
+        table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::tests::context;
+    use rand::Rng;
+
+    #[test]
+    fn every_data_set_trains_on_its_own_stream() {
+        // Seed s, data set 1 must not repeat seed s + 1, data set 0 (as `seed + t` did).
+        let settings = Settings::default();
+        let a = train_config(&context(3), &settings, 1);
+        let b = train_config(&context(4), &settings, 0);
+        assert_ne!(a.rng().random::<u64>(), b.rng().random::<u64>());
+        // and the settings reach the run
+        assert_eq!((a.hidden, a.steps), (HIDDEN, DEFAULT_TRAIN_STEPS));
+    }
 }

@@ -6,18 +6,15 @@
 //! `eps = 0.1` in the paper's convention). At large `sigma` the field points everything to one
 //! broad bump whose mass is split 1:4; as `sigma` shrinks the bump splits into the two modes and
 //! the particles go to the side they are on, in the right proportions.
-use super::langevin_weights::{annealed_config, exact_score};
-use super::score_field::arrow_vectors;
-use super::{sampler_err, uniform_square, Context, Table};
-use crate::plot::{self, density_color, draw_arrows, draw_heatmap, draw_points, plot_err, square_chart, Grid, FONT};
+use super::langevin_weights::{annealed_config, annealed_exact};
+use super::{uniform_square, Context, Table};
+use crate::scores::PerturbedMixture;
 use anyhow::{Context as _, Result};
 use gmm::datasets::paper_mixture;
 use gmm::GaussianMixture;
-use langevin::blocks::BLOCK;
-use langevin::{annealed_langevin_into, in_blocks};
+use indicatif::ProgressBar;
+use langevin::Snapshot;
 use ndarray::Array2;
-use plotters::coord::Shift;
-use plotters::prelude::*;
 use serde::Serialize;
 
 /// Particles shown (fewer than Fig. 3's 1,280 keeps each dot readable).
@@ -26,6 +23,8 @@ pub const PARTICLES: usize = 600;
 pub const RECORD_EVERY: usize = 50;
 /// The plotted square.
 pub const BOUNDS: (f64, f64) = (-10.0, 10.0);
+/// The GIF holds its last frame for this many more frames.
+pub const HOLD_FRAMES: usize = 6;
 
 /// One level in `trajectories.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -42,7 +41,7 @@ pub struct LevelSummary {
     pub mean_distance_to_nearest_mode: f64,
 }
 
-/// `trajectories.json`.
+/// What the experiment found; serialised as `trajectories.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// Seed of the run.
@@ -59,176 +58,89 @@ pub struct Report {
     pub record_every: usize,
     /// Per-level numbers.
     pub levels: Vec<LevelSummary>,
-}
-
-struct FieldOfLevel {
-    shading: Array2<f64>,
-    arrows: Array2<f64>,
-}
-
-/// What every frame draws under the particles: the field of each level.
-struct Scene {
-    shade: Grid,
-    apts: Array2<f64>,
-    fields: Vec<FieldOfLevel>,
-}
-
-impl Scene {
-    fn draw<DB: DrawingBackend>(
-        &self,
-        area: &DrawingArea<DB, Shift>,
-        snap: &langevin::Snapshot<Array2<f64>>,
-        title: &str,
-        size: u32,
-    ) -> Result<()> {
-        let f = &self.fields[snap.level];
-        let mut chart = square_chart(area, title, BOUNDS, size)?;
-        // 8 shading bands (flat colours keep the GIF small)
-        draw_heatmap(&mut chart, &self.shade, &f.shading, (0.0, 1.0), |t| {
-            density_color(0.6 * (t * 8.0).floor().min(7.0) / 7.0)
-        })?;
-        draw_arrows(
-            &mut chart,
-            self.apts.view(),
-            f.arrows.view(),
-            RGBColor(90, 90, 90).stroke_width(1),
-        )?;
-        draw_points(&mut chart, snap.x.view(), RGBColor(214, 39, 40).mix(0.8), 2, None)?;
-        Ok(())
-    }
+    /// Not in the JSON: the exact scores the particles moved under.
+    #[serde(skip)]
+    pub exact: PerturbedMixture,
+    /// Not in the JSON: the particles every `record_every` steps, and at the end.
+    #[serde(skip)]
+    pub snapshots: Vec<Snapshot<Array2<f64>>>,
+    /// Not in the JSON: the particles at the end of each level (index: level).
+    #[serde(skip)]
+    pub level_ends: Vec<Snapshot<Array2<f64>>>,
 }
 
 /// Runs the experiment.
-pub fn run(ctx: &Context) -> Result<Table> {
-    let p = paper_mixture();
+pub fn compute(ctx: &Context) -> Result<Report> {
     let mut config = annealed_config()?;
     config.record_every = Some(RECORD_EVERY);
-    let perturbed: Vec<GaussianMixture> = config
-        .sigmas
-        .iter()
-        .map(|&s| p.perturbed(s))
-        .collect::<Result<_, _>>()
-        .context("perturbing the mixture")?;
+    let exact = PerturbedMixture::new(paper_mixture(), &config.sigmas).context("perturbing the mixture")?;
+    let p = exact.mixture();
     let mut rng = ctx.rng(50);
     let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
     // The sampler of `langevin-weights`, in its blocks, keeping the snapshots.
-    let score = exact_score(&p, &perturbed);
-    let traj = in_blocks(x0.view(), BLOCK, 0, &mut rng, |xb, r| {
-        annealed_langevin_into(xb, |x, level, _, out| score(x, level, out), &config, r)
-    })
-    .map_err(sampler_err)?;
+    let traj = annealed_exact(&x0, &exact, &config, 0, &mut rng, &ProgressBar::hidden())
+        .context("annealed Langevin, exact scores")?;
+    let snapshots = traj.snapshots;
 
-    // the field of each level: density shading and arrows
-    let shade = Grid::square(BOUNDS.0, BOUNDS.1, 80);
-    let agrid = Grid::square(BOUNDS.0, BOUNDS.1, 17);
-    let apts = agrid.points();
-    let fields: Vec<FieldOfLevel> = perturbed
-        .iter()
-        .map(|q| {
-            let d = q.density(shade.points().view());
-            let dmax = d.iter().cloned().fold(0.0, f64::max);
-            let s = q.score(apts.view());
-            let s_max = s.outer_iter().map(|r| r.dot(&r).sqrt()).fold(0.0, f64::max);
-            FieldOfLevel {
-                shading: shade.reshape(&d.iter().map(|v| (v / dmax).sqrt()).collect::<Vec<_>>()),
-                arrows: arrow_vectors(&s, agrid.cell() * 0.9, s_max),
-            }
+    // the particles at the end of each level: the first snapshot of the next level, or the
+    // final one for the last level
+    let total_levels = config.sigmas.len();
+    let level_ends: Vec<Snapshot<Array2<f64>>> = (0..total_levels)
+        .map(|level| {
+            let end = match snapshots.iter().position(|s| s.level > level) {
+                Some(i) => &snapshots[i],
+                None => &snapshots[snapshots.len() - 1],
+            };
+            Snapshot { level, ..end.clone() }
         })
         .collect();
-    let scene = Scene { shade, apts, fields };
-    // the GIF: every snapshot, then the last one held for a second
-    let snaps = &traj.snapshots;
-    let hold = 6;
-    let n_frames = snaps.len() + hold;
-    let bar = ctx.bar(n_frames as u64, "rendering trajectories.gif");
-    let total_levels = config.sigmas.len();
-    plot::save_gif(&ctx.out, "trajectories.gif", (560, 600), 150, n_frames, |root, k| {
-        bar.inc(1);
-        let snap = &snaps[k.min(snaps.len() - 1)];
-        let (head, body) = root.split_vertically(34);
-        head.titled("Annealed Langevin dynamics, exact scores of p_σ", (FONT, 19))
-            .map_err(plot_err)?;
-        let title = format!(
-            "level {}/{}, σ = {:.2}, step {}",
-            snap.level + 1,
-            total_levels,
-            snap.sigma,
-            snap.step
-        );
-        scene.draw(&body, snap, &title, 18)
-    })?;
-    bar.finish_and_clear();
-
-    // one panel per level: the particles at the end of that level
-    let mut ends: Vec<&langevin::Snapshot<Array2<f64>>> = Vec::new();
-    for level in 0..total_levels {
-        // the last snapshot of this level, or the final one for the last level
-        let next_start = snaps.iter().position(|s| s.level > level);
-        let end = match next_start {
-            Some(i) => &snaps[i],
-            None => &snaps[snaps.len() - 1],
-        };
-        ends.push(end);
-    }
-    plot::save_png(&ctx.out, "trajectories_levels.png", (1800, 820), |root| {
-        let (head, body) = root.split_vertically(40);
-        head.titled(
-            "Annealed Langevin with exact scores of p_σ: particles after each level (shading: p_σ, arrows: ∇ log p_σ; particles outside the square not shown)",
-            (FONT, 22),
-        )
-        .map_err(plot_err)?;
-        for (level, area) in body.split_evenly((2, 5)).iter().enumerate() {
-            let title = format!("level {}: σ = {:.2}", level + 1, config.sigmas[level]);
-            let mut snap = ends[level].clone();
-            snap.level = level;
-            scene.draw(area, &snap, &title, 16)?;
-        }
-        Ok(())
-    })?;
-
-    let levels: Vec<LevelSummary> = (0..total_levels)
-        .map(|level| {
-            let x = &ends[level].x;
+    let levels: Vec<LevelSummary> = level_ends
+        .iter()
+        .map(|end| {
             Ok(LevelSummary {
-                level,
-                sigma: config.sigmas[level],
-                step_size: config.step_size(level),
-                mode_weights_at_end: p.mode_weights(x.view())?,
-                mean_distance_to_nearest_mode: nearest_mode_distance(&p, x),
+                level: end.level,
+                sigma: config.sigmas[end.level],
+                step_size: config.step_size(end.level),
+                mode_weights_at_end: p
+                    .mode_weights(end.x.view())
+                    .with_context(|| format!("mode weights at the end of level {}", end.level))?,
+                mean_distance_to_nearest_mode: nearest_mode_distance(p, &end.x),
             })
         })
         .collect::<Result<_>>()?;
-    let report = Report {
+    Ok(Report {
         seed: ctx.seed,
         particles: PARTICLES,
         steps_per_level: config.steps_per_level,
         eps: config.eps,
-        frames: n_frames,
+        frames: snapshots.len() + HOLD_FRAMES,
         record_every: RECORD_EVERY,
         levels,
-    };
-    ctx.out.write_json("trajectories.json", &report)?;
+        exact,
+        snapshots,
+        level_ends,
+    })
+}
 
-    let mut table = Table::new(
-        "trajectories: annealed Langevin with exact scores, particles per mode after each level",
-        &["level", "σ", "α", "w(-5,-5)", "w(5,5)", "mean dist. to mode"],
-    );
-    for l in &report.levels {
-        table.row(vec![
-            (l.level + 1).to_string(),
-            format!("{:.3}", l.sigma),
-            format!("{:.3}", l.step_size),
-            format!("{:.3}", l.mode_weights_at_end[0]),
-            format!("{:.3}", l.mode_weights_at_end[1]),
-            format!("{:.3}", l.mean_distance_to_nearest_mode),
-        ]);
+impl Report {
+    /// The table the command line prints.
+    pub fn table(&self) -> Table {
+        let mut table = Table::new(
+            "trajectories: annealed Langevin with exact scores, particles per mode after each level",
+            &["level", "σ", "α", "w(-5,-5)", "w(5,5)", "mean dist. to mode"],
+        );
+        for l in &self.levels {
+            table.row(vec![
+                (l.level + 1).to_string(),
+                format!("{:.3}", l.sigma),
+                format!("{:.3}", l.step_size),
+                format!("{:.3}", l.mode_weights_at_end[0]),
+                format!("{:.3}", l.mode_weights_at_end[1]),
+                format!("{:.3}", l.mean_distance_to_nearest_mode),
+            ]);
+        }
+        table
     }
-    table.files = vec![
-        "trajectories.gif".into(),
-        "trajectories_levels.png".into(),
-        "trajectories.json".into(),
-    ];
-    Ok(table)
 }
 
 fn nearest_mode_distance(p: &GaussianMixture, x: &Array2<f64>) -> f64 {

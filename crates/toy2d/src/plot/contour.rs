@@ -81,7 +81,7 @@ mod tests {
         let g = Grid::square(-3.0, 3.0, 60);
         let p = g.points();
         let f: Vec<f64> = p.outer_iter().map(|r| r[0] * r[0] + r[1] * r[1]).collect();
-        let segs = iso_lines(&g, &g.reshape(&f), 4.0);
+        let segs = iso_lines(&g, &g.reshape(&f).unwrap(), 4.0);
         assert!(segs.len() > 100);
         for s in &segs {
             for (x, y) in s {
@@ -90,6 +90,6 @@ mod tests {
             }
         }
         // nothing above the maximum
-        assert!(iso_lines(&g, &g.reshape(&f), 100.0).is_empty());
+        assert!(iso_lines(&g, &g.reshape(&f).unwrap(), 100.0).is_empty());
     }
 }

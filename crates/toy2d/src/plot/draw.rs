@@ -1,7 +1,7 @@
 //! Drawing pieces shared by the figures, generic over the plotters backend (PNG, SVG, GIF).
 use super::{iso_lines, plot_err, viridis, Grid, FONT};
 use anyhow::Result;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Axis};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -113,6 +113,78 @@ pub fn draw_arrows<DB: DrawingBackend>(
         paths.push(PathElement::new(vec![left, tip, right], style));
     }
     chart.draw_series(paths).map_err(plot_err)?;
+    Ok(())
+}
+
+/// Arrow vectors for a field `s`: direction of `s`, length `cell * log(1 + |s|) / log(1 + s_max)`,
+/// so that both the tiny scores near a mode and the large ones far away stay visible.
+pub fn arrow_vectors(s: &Array2<f64>, cell: f64, s_max: f64) -> Array2<f64> {
+    let mut v = s.clone();
+    for mut row in v.axis_iter_mut(Axis(0)) {
+        let norm = (row[0] * row[0] + row[1] * row[1]).sqrt();
+        if norm > 0.0 && norm.is_finite() {
+            let len = cell * (1.0 + norm).ln() / (1.0 + s_max).ln();
+            row[0] *= len / norm;
+            row[1] *= len / norm;
+        }
+    }
+    v
+}
+
+/// One square scatter panel over `bounds`, with faint contours under the points:
+/// `contours = (grid, log-density)` draws the log-density levels 1, 3 and 6 nats below its peak.
+pub fn scatter_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    bounds: (f64, f64),
+    points: &Array2<f64>,
+    color: RGBColor,
+    contours: Option<&(Grid, Array2<f64>)>,
+) -> Result<()> {
+    let mut chart = square_chart(area, title, bounds, 18)?;
+    if let Some((grid, logp)) = contours {
+        let top = logp.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let levels: Vec<f64> = [1.0, 3.0, 6.0].iter().map(|d| top - d).collect();
+        draw_contours(&mut chart, grid, logp, &levels, RGBColor(150, 150, 150).stroke_width(1))?;
+    }
+    draw_points(&mut chart, points.view(), color.mix(0.45), 2, None)?;
+    Ok(())
+}
+
+/// The axes of a loss curve: `training step` across, `y_desc` up with `y_labels` labels written
+/// by `y_format`, light grey grid lines.
+pub fn draw_loss_axes<DB: DrawingBackend>(
+    chart: &mut Chart2d<'_, DB>,
+    y_desc: &str,
+    y_labels: usize,
+    y_format: &dyn Fn(&f64) -> String,
+) -> Result<()> {
+    chart
+        .configure_mesh()
+        .x_desc("training step")
+        .y_desc(y_desc)
+        .y_labels(y_labels)
+        .y_label_formatter(y_format)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
+}
+
+/// The legend of a chart's labelled series, boxed in its upper right corner.
+pub fn draw_legend<'a, DB: DrawingBackend + 'a>(chart: &mut Chart2d<'a, DB>, font_size: u32) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, font_size))
+        .draw()
+        .map_err(plot_err)?;
     Ok(())
 }
 

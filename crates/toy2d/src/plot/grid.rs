@@ -1,4 +1,5 @@
 //! A regular grid of points over a square `[lo, hi]^2`, where fields are evaluated for plots.
+use anyhow::{bail, Result};
 use ndarray::Array2;
 
 /// `n x n` cell centres over `[lo, hi]^2`; point `(row iy, column ix)` is at index `iy * n + ix`.
@@ -40,9 +41,20 @@ impl Grid {
         })
     }
 
-    /// Reshapes one value per point (in [`Grid::points`] order) to `(n, n)` indexed `[iy, ix]`.
-    pub fn reshape(&self, values: &[f64]) -> Array2<f64> {
-        Array2::from_shape_fn((self.n, self.n), |(iy, ix)| values[iy * self.n + ix])
+    /// Reshapes one value per point (in [`Grid::points`] order) to `(n, n)` indexed `[iy, ix]`;
+    /// an error unless there are exactly `n * n` values.
+    pub fn reshape(&self, values: &[f64]) -> Result<Array2<f64>> {
+        if values.len() != self.n * self.n {
+            bail!(
+                "figure grid: expected {} values ({n} x {n} cells), got {}",
+                self.n * self.n,
+                values.len(),
+                n = self.n
+            );
+        }
+        Ok(Array2::from_shape_fn((self.n, self.n), |(iy, ix)| {
+            values[iy * self.n + ix]
+        }))
     }
 }
 
@@ -60,6 +72,8 @@ mod tests {
         assert_eq!((p[[1, 0]], p[[1, 1]]), (-0.25, -0.75));
         assert_eq!((p[[4, 0]], p[[4, 1]]), (-0.75, -0.25));
         let v: Vec<f64> = (0..16).map(|k| k as f64).collect();
-        assert_eq!(g.reshape(&v)[[1, 0]], 4.0);
+        assert_eq!(g.reshape(&v).unwrap()[[1, 0]], 4.0);
+        let e = g.reshape(&v[1..]).unwrap_err().to_string();
+        assert!(e.contains("expected 16 values") && e.contains("got 15"), "{e}");
     }
 }

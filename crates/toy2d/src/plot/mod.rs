@@ -1,5 +1,7 @@
-//! Figures with plotters: the font, colour maps, a grid of evaluation points and the drawing
-//! pieces the experiments share (heat maps, contour lines, arrow fields, scatter plots, colour bars).
+//! Drawing with plotters: the font, colour maps, a grid of evaluation points and the pieces the
+//! figures ([`crate::figures`]) share (heat maps, contour lines, arrow fields, scatter panels,
+//! legends, colour bars). Errors are `anyhow` errors: a plotters failure ([`plot_err`]) or data
+//! of the wrong shape for a figure ([`Grid::reshape`]).
 //!
 //! The font is the workbench's embedded one ([`workbench::font`]), registered by every saver.
 pub mod colormap;
@@ -10,7 +12,10 @@ pub mod save;
 
 pub use colormap::{density_color, viridis};
 pub use contour::iso_lines;
-pub use draw::{draw_arrows, draw_colorbar, draw_contours, draw_heatmap, draw_points, square_chart, Chart2d, PALETTE};
+pub use draw::{
+    arrow_vectors, draw_arrows, draw_colorbar, draw_contours, draw_heatmap, draw_legend, draw_loss_axes, draw_points,
+    scatter_panel, square_chart, Chart2d, PALETTE,
+};
 pub use grid::Grid;
 pub use save::{save_gif, save_png, save_svg};
 
