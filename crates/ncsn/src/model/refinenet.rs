@@ -49,7 +49,7 @@ impl CondRefineNetDilated {
     ///
     /// With a fresh `VarMap` the variables are created with the reference's initialisation:
     /// drawn from a seeded generator through [`workbench::init::seeded_var_builder`] (what
-    /// `ncsn::checkpoint::build_model` does), or from candle's unseeded one through
+    /// `ncsn::model::build_model` does), or from candle's unseeded one through
     /// `VarBuilder::from_varmap`. With a checkpoint, every name and shape must be present.
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::Msg)?;
