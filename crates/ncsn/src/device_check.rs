@@ -25,11 +25,13 @@
 //!   absolute, the tolerance of `tests/model_reference.rs`: both are `f32`, the outputs are O(1)
 //!   (max |score| about 2.5), and the two libraries sum convolutions in different orders.
 //! - Forward pass, device against CPU: max |device - cpu| / max |cpu| <= [`DEVICE_FORWARD_TOL`]
-//!   = 1e-4. `f32` rounds at 6e-8 relative; the network chains about 40 convolutions, each a sum
-//!   of up to 9 x 32 products that cuBLAS/cuDNN and the CPU's GEMM add in different orders, with
-//!   instance normalisations in between. Rounding differences of that kind stay near 1e-6; 1e-4
-//!   leaves two orders of magnitude of room, while a wrong kernel (a padding, a dilation, a
-//!   transposed weight) changes the output by O(1).
+//!   = 1e-4. `f32` rounds at 6e-8 relative; the forward pass chains 75 convolutions, each a sum
+//!   of up to 9 x 16 products (ngf 8 has at most 16 channels) that cuBLAS/cuDNN and the CPU's
+//!   GEMM add in different orders, with instance normalisations in between. Rounding differences
+//!   of that kind stay near 1e-6 (the CPU against PyTorch, another summation order, differs by
+//!   2.6e-6 absolute on outputs of about 2.5); 1e-4 leaves more than an order of magnitude of
+//!   room, while a wrong kernel (a padding, a dilation, a transposed weight) changes the output
+//!   by O(1).
 //! - DSM loss and gradients, device against CPU: <= [`DEVICE_GRADIENT_TOL`] = 1e-3, relative (for
 //!   the loss |device - cpu| / |cpu|, for a gradient max |diff| / max |cpu gradient|). The
 //!   backward pass doubles the chain of rounding, the normalisations' gradients subtract means

@@ -245,3 +245,46 @@ fn a_fixture_of_other_shapes_names_the_file_and_what_was_expected() {
     );
     assert_clean_error(&out, &[FIXTURE_WEIGHTS, "not a readable safetensors file"]);
 }
+
+/// `scripts/gpu-check.sh --dry-run` with this build's binary: every step of the GPU check runs on
+/// the CPU, the report and the grid are written, and the resumed run continued.
+#[test]
+fn the_gpu_check_script_passes_its_dry_run() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/gpu-check.sh"))
+        .args(["--dry-run", "--bin", env!("CARGO_BIN_EXE_ncsn"), "--out"])
+        .arg(&out_dir)
+        .current_dir(tmp.path())
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report = std::fs::read_to_string(out_dir.join("report.txt")).unwrap();
+    for needle in [
+        "mode: DRY RUN",
+        "all 7 checks passed on cpu",
+        "-- bench: exit 0",
+        "checkpoint.json: step 4 (expected 4)",
+        "checkpoint.json: step 6 (expected 6): the run continued",
+        "gpu-check: all steps passed on cpu (dry run)",
+    ] {
+        assert!(report.contains(needle), "{needle:?} not in the report:\n{report}");
+    }
+    let png = std::fs::read(out_dir.join("grid.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "grid.png is a PNG");
+    // A second check into the same folder refuses to start a run over the first one.
+    let again = std::process::Command::new("bash")
+        .arg(root.join("scripts/gpu-check.sh"))
+        .args(["--dry-run", "--bin", env!("CARGO_BIN_EXE_ncsn"), "--out"])
+        .arg(&out_dir)
+        .output()
+        .expect("bash runs");
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("run exists"), "{}", stderr(&again));
+    assert!(
+        std::fs::read_to_string(out_dir.join("report.txt")).unwrap() == report,
+        "the first report is kept"
+    );
+}
