@@ -17,7 +17,8 @@
 //!   [`sampling::inpaint`], [`sampling::images`] (grids and GIFs);
 //! - [`cli`]: the `ncsn` command line; [`progress`]: how a command reports progress;
 //!   [`limits`]: what a command will need, checked against the machine's memory first;
-//!   [`bench`](mod@bench): the speed of training and sampling steps.
+//!   [`bench`](mod@bench): the speed of training and sampling steps; [`device_check`]: a device's
+//!   numbers against the CPU's and PyTorch's.
 //!
 //! Errors: the model's layers return candle's errors (shapes, devices); everything else returns
 //! [`Error`], whose variant says what went wrong: a user's setting ([`Error::Config`]), a file
@@ -122,6 +123,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod device_check;
 mod error;
 pub mod fsutil;
 pub mod limits;

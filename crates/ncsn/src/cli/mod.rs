@@ -4,13 +4,15 @@
 //!
 //! - [`train`]: `ncsn train` (a new run, or `--resume`);
 //! - [`chains`]: `ncsn sample` and `ncsn inpaint`;
-//! - [`bench`](mod@bench): `ncsn bench`.
+//! - [`bench`](mod@bench): `ncsn bench`;
+//! - [`check_device`]: `ncsn check-device`.
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod chains;
+pub mod check_device;
 pub mod train;
 
 #[derive(Parser)]
@@ -46,6 +48,9 @@ enum Command {
     /// time per kind of layer
     #[command(allow_negative_numbers = true)]
     Bench(bench::BenchArgs),
+    /// Check a device (a GPU) against the CPU and PyTorch on the committed reference fixture:
+    /// forward pass, DSM loss and gradients, each with its tolerance; non-zero exit on a failure
+    CheckDevice(check_device::CheckDeviceArgs),
 }
 
 /// Parses the command line and runs the subcommand; an error is printed on stderr.
@@ -56,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Sample(args) => chains::run_sample(&args),
         Command::Inpaint(args) => chains::run_inpaint(&args),
         Command::Bench(args) => bench::run_bench_command(&args),
+        Command::CheckDevice(args) => check_device::run_check_device(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
