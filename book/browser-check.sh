@@ -53,10 +53,11 @@ chromium_run() {
     local w="$1"
     shift
     # --virtual-time-budget lets fonts, images and the measuring script run before the dump or
-    # the screenshot is taken.
+    # the screenshot is taken. Scrollbars are left visible, so a screenshot shows which wide
+    # formulas and tables scroll.
     timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
         --disable-background-networking --disable-component-update --disable-sync \
-        --user-data-dir="$profile" --hide-scrollbars --virtual-time-budget=10000 \
+        --user-data-dir="$profile" --virtual-time-budget=10000 \
         --window-size="$w",1600 "$@" 2>/dev/null
 }
 
