@@ -34,9 +34,7 @@
       for (let n = el.parentElement; n && n !== main; n = n.parentElement) {
         if (scrolls(n)) { box = n; break; }
       }
-      if (box !== el && box.scrollWidth > box.clientWidth + 1 && !scrolls(box)) {
-        problems.push("wrapper without a scrollbar: " + label(el));
-      } else if (!inside(box.getBoundingClientRect())) {
+      if (!inside(box.getBoundingClientRect())) {
         const r = box.getBoundingClientRect();
         problems.push("box " + Math.round(r.left) + ".." + Math.round(r.right) + " px outside the column " +
           Math.round(col.left) + ".." + Math.round(col.right) + " px: " + label(el));

@@ -45,8 +45,10 @@ shots=(
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 profile="$work/profile"
-copy="$work/book"
-cp -r "$book" "$copy"
+# Two copies of the built book: plain/ for the screenshots, measured/ with browser-check.js
+# injected into every page. The harness pages sit next to them in $work, never in the book.
+cp -r "$book" "$work/plain"
+cp -r "$book" "$work/measured"
 
 # chromium <window width> <extra args...>: headless, offline, no first-run noise.
 chromium_run() {
@@ -63,7 +65,7 @@ chromium_run() {
 
 # A harness page per (page, width): an iframe of exactly that width holding the page, and a
 # listener that stores the page's report in <html data-report>, which --dump-dom prints.
-harness() { # harness <page with #anchor> <width> <file> <measure: 1|0>
+harness() { # harness <page, relative to $work, with #anchor> <width> <file> <measure: 1|0>
     local script=""
     if [ "$4" = 1 ]; then
         script='<script>addEventListener("message", e => document.documentElement.setAttribute("data-report", e.data));</script>'
@@ -82,14 +84,13 @@ for entry in "${shots[@]}"; do
     for w in "${widths[@]}"; do
         png="$out/${entry##*:}-$w.png"
         rm -f "$png"
-        h="$book/.browser-check-shot.html"
-        harness "$page" "$w" "$h" 0
+        h="$work/shot.html"
+        harness "plain/$page" "$w" "$h" 0
         win=$((w < 500 ? 500 : w))
         if ! chromium_run "$win" --screenshot="$png" "file://$h" >/dev/null; then
             echo "browser-check.sh: chromium failed on $page at $w px" >&2
             status=1
         fi
-        rm -f "$h"
         if [ ! -s "$png" ]; then
             echo "browser-check.sh: no screenshot for $page at $w px" >&2
             status=1
@@ -100,7 +101,7 @@ for entry in "${shots[@]}"; do
 done
 
 # 2. Measurements, in the copy with browser-check.js injected into every page.
-python3 - "$copy" "$here/browser-check.js" <<'PY'
+python3 - "$work/measured" "$here/browser-check.js" <<'PY'
 import sys
 from pathlib import Path
 root, js = Path(sys.argv[1]), Path(sys.argv[2]).read_text()
@@ -134,8 +135,8 @@ for html in "$book"/*.html; do
     # repeats every chapter; toc.html is the sidebar's fallback.
     case "$page" in 404.html | print.html | toc.html) continue ;; esac
     for w in "${widths[@]}"; do
-        h="$copy/.browser-check-$w-$page"
-        harness "$page" "$w" "$h" 1
+        h="$work/measure.html"
+        harness "measured/$page" "$w" "$h" 1
         win=$((w < 500 ? 500 : w))
         dom="$(chromium_run "$win" --dump-dom "file://$h" || true)"
         if ! printf '%s' "$dom" | python3 "$work/report.py" "$page" "$w"; then
