@@ -10,7 +10,7 @@
 //!   `||x - mu_small||^2 - ||x - mu_large||^2 = 20 (x_1 + x_2)`, that is the line
 //!   `x_1 + x_2 = log(w_small / w_large) / 10 = -0.139`;
 //! - at the origin, equally far from both modes, `r = (0.2, 0.8)` (the weights) and
-//!   `s(0) = 0.2 (5, 5)·(-1) + 0.8 (5, 5) = (3, 3)`.
+//!   `s(0) = 0.2 (-5, -5) + 0.8 (5, 5) = (3, 3)`.
 //!
 //! The report measures each of these on the mixture itself (responsibilities and scores from
 //! [`gmm::GaussianMixture`]), so the book's numbers come from the code, and it keeps the cut of
@@ -168,7 +168,7 @@ mod tests {
     fn the_field_has_the_closed_form_landmarks() {
         let r = compute(&crate::experiments::tests::context(0)).unwrap();
         // The modes are stationary points: the score there is zero up to rounding (the other
-        // component's responsibility is e^-50 times smaller and its pull 14 units long).
+        // component's responsibility is 4 e^-100 or e^-100 / 4 and its pull 14 units long).
         assert!(
             r.score_norm_at_modes.iter().all(|n| *n < 1e-12),
             "{:?}",

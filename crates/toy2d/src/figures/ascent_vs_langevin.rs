@@ -19,16 +19,16 @@ pub fn draw(report: &Report, ctx: &Context) -> Result<Vec<String>> {
     let [ascent, langevin] = &report.samplers[..] else {
         anyhow::bail!("ascent-vs-langevin figure: expected two samplers");
     };
-    plot::save_png(&ctx.out, name, (1200, 1180), |root| {
+    plot::save_png(&ctx.out, name, (960, 980), |root| {
         let (head, body) = root.split_vertically(40);
         head.titled(
             &format!(
-                "The same {} particles, the same exact score and step ε = {}, {} steps",
+                "{} particles, the same exact score and step ε = {}, {} steps",
                 thousands(report.particles),
                 report.eps,
                 thousands(report.steps)
             ),
-            (FONT, 22),
+            (FONT, 20),
         )
         .map_err(plot_err)?;
         let panels = body.split_evenly((2, 2));
@@ -41,7 +41,7 @@ pub fn draw(report: &Report, ctx: &Context) -> Result<Vec<String>> {
             Some(&contours),
         )?;
         // (b): every particle sits on a mode, so the dots are drawn larger and counted
-        let mut chart = square_chart(&panels[1], "(b) gradient ascent x + ε/2 ∇log p: two points", BOUNDS, 18)?;
+        let mut chart = square_chart(&panels[1], "(b) gradient ascent: two points", BOUNDS, 18)?;
         let (grid, logp) = &contours;
         let peak = logp.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let levels: Vec<f64> = [1.0, 3.0, 6.0].iter().map(|d| peak - d).collect();
@@ -49,7 +49,7 @@ pub fn draw(report: &Report, ctx: &Context) -> Result<Vec<String>> {
         draw_points(&mut chart, report.ends[0].view(), PALETTE[0].mix(0.9), 6, None)?;
         let n = report.particles as f64;
         let note = |w: f64| format!("{:.0} particles here", w * n);
-        let style = (FONT, 17).into_font().color(&BLACK);
+        let style = (FONT, 15).into_font().color(&BLACK);
         chart
             .draw_series([
                 Text::new(note(ascent.mode_weights[0]), (-8.5, -7.6), style.clone()),
@@ -59,7 +59,7 @@ pub fn draw(report: &Report, ctx: &Context) -> Result<Vec<String>> {
         scatter_panel(
             &panels[2],
             &format!(
-                "(c) Langevin x + ε/2 ∇log p + √ε z: variance {:.2} per coordinate",
+                "(c) Langevin: variance {:.2} per coordinate",
                 langevin.within_mode_variance
             ),
             BOUNDS,
@@ -78,7 +78,7 @@ fn spread_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repo
     let floor = 1e-12;
     let top = report.spread_history.iter().flatten().map(|p| p.1).fold(1.0, f64::max) * 2.0;
     let mut chart = ChartBuilder::on(area)
-        .caption("(d) variance within a mode, per coordinate", (FONT, 18))
+        .caption("(d) variance within a mode", (FONT, 18))
         .margin(8)
         .margin_right(20)
         .x_label_area_size(40)
@@ -89,7 +89,7 @@ fn spread_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repo
         .configure_mesh()
         .x_desc("step")
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc("mean (x − nearest mode)² per coordinate")
+        .y_desc("mean (x − mode)² per coordinate")
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
@@ -106,7 +106,7 @@ fn spread_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repo
         .map_err(plot_err)?
         .label(format!("p's variance within a mode, {v}"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(1)));
-    let names = ["gradient ascent (below 1e-12: off the chart)", "Langevin"];
+    let names = ["ascent (below 1e-12 off the chart)", "Langevin"];
     for (k, history) in report.spread_history.iter().enumerate() {
         let color = PALETTE[k];
         chart
@@ -124,7 +124,7 @@ fn spread_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repo
         .position(SeriesLabelPosition::MiddleRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
-        .label_font((FONT, 15))
+        .label_font((FONT, 13))
         .draw()
         .map_err(plot_err)?;
     Ok(())

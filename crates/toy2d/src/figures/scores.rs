@@ -14,14 +14,14 @@ use plotters::prelude::*;
 /// `scores.png`.
 pub fn draw(report: &Report, ctx: &Context) -> Result<Vec<String>> {
     let name = "scores.png";
-    plot::save_png(&ctx.out, name, (1400, 700), |root| {
-        let (left, right) = root.split_horizontally(700);
+    plot::save_png(&ctx.out, name, (1000, 520), |root| {
+        let (left, right) = root.split_horizontally(520);
         field_panel(&left)?;
-        let (top, bottom) = right.split_vertically(350);
+        let (top, bottom) = right.split_vertically(260);
         let cut = |v: &[f64]| report.cut_u.iter().cloned().zip(v.iter().cloned()).collect::<Vec<_>>();
         line_chart(
             &top,
-            "(b) log p along the diagonal x = u (1,1)/√2",
+            "(b) log p along x = u (1,1)/√2",
             "log p",
             &cut(&report.cut_log_p),
             PALETTE[0],
@@ -29,7 +29,7 @@ pub fn draw(report: &Report, ctx: &Context) -> Result<Vec<String>> {
         )?;
         line_chart(
             &bottom,
-            "(c) the score along the diagonal: the slope of (b)",
+            "(c) the score along it: the slope of (b)",
             "s(x)·(1,1)/√2",
             &cut(&report.cut_score),
             PALETTE[1],
@@ -53,7 +53,7 @@ fn field_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> Result<()> 
     let apts = arrows.points();
     let s = p.score(apts.view());
     let s_max = s.outer_iter().map(|r| r.dot(&r).sqrt()).fold(0.0, f64::max);
-    let mut chart = square_chart(area, "(a) the score ∇ₓ log p over the density p", BOUNDS, 22)?;
+    let mut chart = square_chart(area, "(a) the score ∇ₓ log p over the density p", BOUNDS, 19)?;
     draw_heatmap(&mut chart, &shade, &shading, (0.0, 1.0), |t| density_color(0.85 * t))?;
     // log p at 2, 6, 12, 20, 30 nats below its peak
     let levels: Vec<f64> = [2.0, 6.0, 12.0, 20.0, 30.0].iter().map(|d| top - d).collect();
@@ -72,17 +72,18 @@ fn field_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> Result<()> 
         .map_err(plot_err)?;
     let v = arrow_vectors(&s, arrows.cell() * 0.95, s_max);
     draw_arrows(&mut chart, apts.view(), v.view(), BLACK.stroke_width(1))?;
-    // labels on white boxes (about 0.032 data units a pixel: 630 pixels for 20 units)
-    let note = (FONT, 16).into_font().color(&BLACK);
+    // labels on white boxes (about 0.045 data units a pixel: 445 pixels for 20 units; a
+    // character about 7.5 pixels wide)
+    let note = (FONT, 14).into_font().color(&BLACK);
     for (text, (x, y)) in [
         ("weight 0.2", (-7.3, -2.6)),
         ("weight 0.8", (2.7, 7.4)),
-        ("orange line: the cut of (b) and (c)", (-9.7, 9.6)),
+        ("orange: the cut of (b), (c)", (-9.7, 9.6)),
     ] {
-        let w = 0.032 * 8.2 * text.chars().count() as f64;
+        let w = 0.045 * 7.5 * text.chars().count() as f64;
         chart
             .draw_series([Rectangle::new(
-                [(x - 0.1, y + 0.1), (x + w, y - 0.65)],
+                [(x - 0.1, y + 0.1), (x + w, y - 0.8)],
                 WHITE.mix(0.9).filled(),
             )])
             .map_err(plot_err)?;
@@ -108,11 +109,11 @@ fn line_chart<DB: DrawingBackend>(
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let pad = 0.06 * (hi - lo);
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 20))
+        .caption(title, (FONT, 17))
         .margin(10)
         .margin_right(20)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
+        .x_label_area_size(34)
+        .y_label_area_size(52)
         .build_cartesian_2d(-CUT..CUT, (lo - pad)..(hi + pad))
         .map_err(plot_err)?;
     chart
@@ -146,7 +147,7 @@ fn line_chart<DB: DrawingBackend>(
     chart
         .draw_series(LineSeries::new(points.iter().cloned(), color.stroke_width(2)))
         .map_err(plot_err)?;
-    let note = (FONT, 14).into_font().color(&RGBColor(90, 90, 90));
+    let note = (FONT, 13).into_font().color(&RGBColor(90, 90, 90));
     let y = hi + pad * 0.2 - 0.08 * (hi - lo);
     let mut labels = vec![
         Text::new("small mode".to_string(), (-mode + 0.2, y), note.clone()),
