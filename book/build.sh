@@ -32,8 +32,9 @@ ensure() {
 ensure mdbook mdbook "$MDBOOK_VERSION"
 ensure mdbook-katex mdbook-katex "$MDBOOK_KATEX_VERSION"
 
-# Every figure the book shows is made by `cargo run --release -p toy2d` (see the captions).
-# They are committed; to remake them all: `cargo run --release -p toy2d` (writes book/src/figures/).
+# Every figure the book shows is made by the project's code (the captions name the command).
+# They are committed; to remake them: `cargo run --release -p toy2d` (writes book/src/figures/)
+# and `cargo run --release -p ncsn --example noise_levels` (mnist_noise.png).
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -45,6 +45,10 @@ pub struct Cli {
 /// The experiments.
 #[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
 pub enum Command {
+    /// The exact score field of the 0.2/0.8 mixture over its density, and its cut along the diagonal (Chapter 1).
+    Scores,
+    /// Gradient ascent on log p collapses onto the modes, Langevin dynamics spreads as p (Chapter 4).
+    AscentVsLangevin,
     /// Exact vs. learned (sliced score matching) score over the 0.2/0.8 mixture and its squared error (Fig. 2).
     ScoreField,
     /// Mode weights of Langevin vs. annealed Langevin, exact and learned scores (Fig. 3).
@@ -68,6 +72,8 @@ impl Command {
     /// The experiments this command runs.
     pub fn experiments(self) -> Vec<Experiment> {
         match self {
+            Command::Scores => vec![Experiment::Scores],
+            Command::AscentVsLangevin => vec![Experiment::AscentVsLangevin],
             Command::ScoreField => vec![Experiment::ScoreField],
             Command::LangevinWeights => vec![Experiment::LangevinWeights],
             Command::Manifold => vec![Experiment::Manifold],
@@ -182,6 +188,8 @@ pub fn write_numbers(report: &Report, ctx: &Context) -> Result<Vec<String>> {
             files.extend(json(ctx, "score_field.json", r)?);
             Ok(files)
         }
+        Report::Scores(r) => json(ctx, "scores.json", r),
+        Report::AscentVsLangevin(r) => json(ctx, "ascent_vs_langevin.json", r),
         Report::LangevinWeights(r) => json(ctx, "langevin_weights.json", r),
         Report::Manifold(r) => json(ctx, "manifold.json", r),
         Report::Ncsn2d(r) => json(ctx, "ncsn2d.json", r),

@@ -160,3 +160,32 @@ fn trajectories_writes_a_gif_and_recovers_the_weights() {
     let w = levels[9]["mode_weights_at_end"][0].as_f64().unwrap();
     assert!((w - 0.2).abs() < 0.06, "{w}");
 }
+
+#[test]
+fn scores_writes_its_figure_and_the_landmarks() {
+    let dir = quick_run("scores");
+    let out = dir.path().join("figs");
+    assert_png(&out.join("scores.png"));
+    let s = json(&out.join("scores.json"));
+    // s(0) = 0.2 (-5, -5) + 0.8 (5, 5) = (3, 3) (the module's tests check the rest)
+    assert!(s["score_at_origin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| (v.as_f64().unwrap() - 3.0).abs() < 1e-9));
+}
+
+#[test]
+fn ascent_vs_langevin_writes_its_figure_and_both_samplers() {
+    let dir = quick_run("ascent-vs-langevin");
+    let out = dir.path().join("figs");
+    assert_png(&out.join("ascent_vs_langevin.png"));
+    let a = json(&out.join("ascent_vs_langevin.json"));
+    assert_eq!(a["seed"], 7);
+    let samplers = a["samplers"].as_array().unwrap();
+    assert_eq!(samplers.len(), 2);
+    // the collapse and the spread, for another seed than the module's tests
+    assert!(samplers[0]["max_distance_to_mode"].as_f64().unwrap() < 1e-12);
+    let v = samplers[1]["within_mode_variance"].as_f64().unwrap();
+    assert!((v - 1.0256).abs() < 5.0 * 0.0287, "{v}");
+}

@@ -4,6 +4,8 @@
 //!
 //! | experiment | what it shows | files |
 //! |---|---|---|
+//! | [`scores`] | the exact score field of the 0.2/0.8 mixture, and its cut along the diagonal (Chapter 1) | `scores.{png,json}` |
+//! | [`ascent_vs_langevin`] | gradient ascent collapses onto the modes, Langevin dynamics spreads as `p` (Chapter 4) | `ascent_vs_langevin.{png,json}` |
 //! | [`score_field`] | a learned score is good near the modes, bad where data are rare (Fig. 2) | `score_field.{png,json}`, `score_error.png`, `score_field_loss.csv` |
 //! | [`langevin_weights`] | Langevin gets mixture weights wrong, annealed Langevin gets them right (Fig. 3) | `langevin_weights*.png`, `langevin_weights.json` |
 //! | [`manifold`] | score matching on data with no density fails; a little noise fixes it (Fig. 1) | `manifold_loss.{png,svg}`, `manifold.json` |
@@ -22,10 +24,13 @@
 //! | 30 + run | `manifold`: training run 0..4 |
 //! | 40 + toy, 60 + toy, 70 + toy | `ncsn2d`: data and sampling, score errors, training of data set 0..4 |
 //! | 50 | `trajectories` |
+//! | 80 | `ascent-vs-langevin` (`scores` draws nothing at random) |
+pub mod ascent_vs_langevin;
 pub mod langevin_weights;
 pub mod manifold;
 pub mod ncsn2d;
 pub mod score_field;
+pub mod scores;
 pub mod trajectories;
 
 use crate::jobs::Slots;
@@ -97,6 +102,10 @@ impl Context {
 /// The experiments, in the order `all` runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Experiment {
+    /// [`scores`].
+    Scores,
+    /// [`ascent_vs_langevin`].
+    AscentVsLangevin,
     /// [`score_field`].
     ScoreField,
     /// [`langevin_weights`].
@@ -111,7 +120,9 @@ pub enum Experiment {
 
 impl Experiment {
     /// All experiments, in the order of the book.
-    pub const ALL: [Experiment; 5] = [
+    pub const ALL: [Experiment; 7] = [
+        Experiment::Scores,
+        Experiment::AscentVsLangevin,
         Experiment::ScoreField,
         Experiment::LangevinWeights,
         Experiment::Manifold,
@@ -122,6 +133,8 @@ impl Experiment {
     /// The subcommand name.
     pub fn name(self) -> &'static str {
         match self {
+            Experiment::Scores => "scores",
+            Experiment::AscentVsLangevin => "ascent-vs-langevin",
             Experiment::ScoreField => "score-field",
             Experiment::LangevinWeights => "langevin-weights",
             Experiment::Manifold => "manifold",
@@ -134,6 +147,8 @@ impl Experiment {
     /// wait for a slot of `ctx.jobs` start longest-first.
     pub fn cost(self) -> u64 {
         match self {
+            Experiment::Scores => 1,
+            Experiment::AscentVsLangevin => 1,
             Experiment::ScoreField => 10,
             Experiment::LangevinWeights => 7,
             Experiment::Manifold => 10,
@@ -146,6 +161,8 @@ impl Experiment {
     /// `ctx.jobs`; the others run in the caller's slot).
     pub fn compute(self, ctx: &Context) -> anyhow::Result<Report> {
         Ok(match self {
+            Experiment::Scores => Report::Scores(scores::compute(ctx)?),
+            Experiment::AscentVsLangevin => Report::AscentVsLangevin(ascent_vs_langevin::compute(ctx)?),
             Experiment::ScoreField => Report::ScoreField(score_field::compute(ctx)?),
             Experiment::LangevinWeights => Report::LangevinWeights(langevin_weights::compute(ctx)?),
             Experiment::Manifold => Report::Manifold(manifold::compute(ctx)?),
@@ -158,6 +175,10 @@ impl Experiment {
 /// The report of one experiment.
 #[derive(Debug, Clone)]
 pub enum Report {
+    /// [`scores::Report`].
+    Scores(scores::Report),
+    /// [`ascent_vs_langevin::Report`].
+    AscentVsLangevin(ascent_vs_langevin::Report),
     /// [`score_field::Report`].
     ScoreField(score_field::Report),
     /// [`langevin_weights::Report`].
@@ -174,6 +195,8 @@ impl Report {
     /// The table the command line prints.
     pub fn table(&self) -> Table {
         match self {
+            Report::Scores(r) => r.table(),
+            Report::AscentVsLangevin(r) => r.table(),
             Report::ScoreField(r) => r.table(),
             Report::LangevinWeights(r) => r.table(),
             Report::Manifold(r) => r.table(),

@@ -1,9 +1,11 @@
 //! The figures of the experiments, drawn from their reports ([`crate::experiments::Report`]):
 //! one module per experiment, the shared drawing pieces in [`crate::plot`].
+pub mod ascent_vs_langevin;
 pub mod langevin_weights;
 pub mod manifold;
 pub mod ncsn2d;
 pub mod score_field;
+pub mod scores;
 pub mod trajectories;
 
 use crate::experiments::{Context, Report};
@@ -15,6 +17,8 @@ use ndarray::Array2;
 /// Draws every figure of `report` into `ctx.out`; returns the names of the files written.
 pub fn draw(report: &Report, ctx: &Context) -> Result<Vec<String>> {
     match report {
+        Report::Scores(r) => scores::draw(r, ctx),
+        Report::AscentVsLangevin(r) => ascent_vs_langevin::draw(r, ctx),
         Report::ScoreField(r) => score_field::draw(r, ctx),
         Report::LangevinWeights(r) => langevin_weights::draw(r, ctx),
         Report::Manifold(r) => manifold::draw(r, ctx),
