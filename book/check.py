@@ -124,9 +124,10 @@ def check_numbers(src: Path) -> tuple[list[str], list[str]]:
     for md in sorted(src.glob("*.md")):
         text = md.read_text(encoding="utf-8")
         for lineno, line in enumerate(text.splitlines(), 1):
-            if line.startswith("<!-- n:"):
-                # CommonMark reads a line that starts with `<!--` as a raw HTML block, which would
-                # swallow the rest of the line and split the paragraph.
+            if line.lstrip().startswith("<!-- n:"):
+                # CommonMark reads a line that starts with `<!--` (indented up to three spaces, or
+                # inside a list item) as a raw HTML block, which would swallow the rest of the line
+                # and split the paragraph.
                 problems.append(f"{md.name}:{lineno}: a number marker must not start a line")
         for m in NUMBER_RE.finditer(text):
             name, path, shown = m.group(1), m.group(2), m.group(3)
