@@ -36,6 +36,11 @@ pub struct Ch06Ncsn;
 #[doc = include_str!("../book/src/ch07-images.md")]
 pub struct Ch07Images;
 
+/// Chapter 9 (listed before the errata): what came next.
+#[cfg(doctest)]
+#[doc = include_str!("../book/src/ch09-after-ncsn.md")]
+pub struct Ch09AfterNcsn;
+
 /// Chapter 8: notation and errata.
 #[cfg(doctest)]
 #[doc = include_str!("../book/src/ch08-errata.md")]
