@@ -83,7 +83,7 @@ pub struct ToyResult {
     pub mmd_data_vs_data: f64,
     /// The RBF bandwidth (median heuristic on data vs data), for every draw.
     pub mmd_bandwidth: f64,
-    /// `mmd` over [`MMD_DRAWS`] independent draws of samples and fresh data (the first is `mmd`).
+    /// `mmd` over `mmd_draws` ([`MMD_DRAWS`]) independent draws of samples and fresh data (the first is `mmd`).
     pub mmd_per_draw: Vec<f64>,
     /// Their mean.
     pub mmd_mean: f64,
@@ -157,6 +157,8 @@ pub struct Settings {
     pub eps_ratio: f64,
     /// Langevin steps per level `T`.
     pub steps_per_level: usize,
+    /// Independent draws of samples and fresh data for the MMDs (at least 1).
+    pub mmd_draws: usize,
 }
 
 impl Default for Settings {
@@ -171,6 +173,7 @@ impl Default for Settings {
             levels: LEVELS,
             eps_ratio: EPS_RATIO,
             steps_per_level: STEPS_PER_LEVEL,
+            mmd_draws: MMD_DRAWS,
         }
     }
 }
@@ -268,12 +271,12 @@ pub fn run_toy(toy: Toy, t: usize, settings: &Settings, ctx: &Context) -> Result
         }
         None => (None, None, None),
     };
-    // the MMDs over independent draws: the one above, then MMD_DRAWS - 1 more from their own
+    // the MMDs over independent draws: the one above, then `mmd_draws - 1` more from their own
     // stream (the particles of one Langevin run are independent, so one run of
-    // (MMD_DRAWS - 1) * SAMPLES particles, cut into sets of SAMPLES, gives the extra draws)
+    // `(mmd_draws - 1) * SAMPLES` particles, cut into sets of SAMPLES, gives the extra draws)
     let mut mmd_per_draw = vec![mmd_rbf(x.view(), fresh.view(), h)?];
     let mut floor_per_draw = vec![mmd_rbf(fresh2.view(), fresh.view(), h)?];
-    let extra = MMD_DRAWS.saturating_sub(1);
+    let extra = settings.mmd_draws.saturating_sub(1);
     if extra > 0 {
         let mut rng = ctx.rng(FIRST_DRAW_STREAM + t as u64);
         let x0 = uniform_square(extra * SAMPLES, toy.bounds(), &mut rng);
