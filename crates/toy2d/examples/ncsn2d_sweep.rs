@@ -4,7 +4,7 @@
 //! `cargo run --release -p toy2d --example ncsn2d_sweep -- [toy,...] [key=value ...]`
 //!
 //! keys: `cond` (`embedding`, `divide`, `both`), `steps`, `hidden`, `lr`, `batch`, `sigma_last`,
-//! `levels`, `eps_ratio`, `T`, `seed`.
+//! `levels`, `eps_ratio`, `T`, `seed`, `draws` (of the MMD, default 1).
 use anyhow::{bail, Context as _, Result};
 use candle_core::Device;
 use gmm::datasets::Toy;
@@ -15,7 +15,11 @@ use toy2d::output::OutDir;
 use toy2d::plot::{self, scatter_panel, PALETTE};
 
 fn main() -> Result<()> {
-    let mut settings = Settings::default();
+    // one draw for the MMDs unless asked (the experiment's extra draws double the sampling)
+    let mut settings = Settings {
+        mmd_draws: 1,
+        ..Settings::default()
+    };
     let mut toys = vec![Toy::Mixture, Toy::Ring, Toy::Moons, Toy::Spiral];
     let mut seed = 0;
     for arg in std::env::args().skip(1) {
@@ -50,6 +54,7 @@ fn main() -> Result<()> {
             "levels" => settings.levels = value.parse().with_context(bad)?,
             "eps_ratio" => settings.eps_ratio = value.parse().with_context(bad)?,
             "T" => settings.steps_per_level = value.parse().with_context(bad)?,
+            "draws" => settings.mmd_draws = value.parse().with_context(bad)?,
             "seed" => seed = value.parse().with_context(bad)?,
             _ => bail!("unknown key `{key}`"),
         }

@@ -266,13 +266,14 @@ pub fn cosine_lr(lr: f64, step: usize, steps: usize) -> f64 {
 /// The optimisation loop shared by both trainers: `cfg.steps` Adam steps on `loss(rng)` with the
 /// [`cosine_lr`] schedule, a progress bar when asked for, the loss history. A non-finite loss
 /// is never stepped on: it ends the run with [`Diverged`] or, with [`NonFinite::Skip`], is
-/// recorded and its batch dropped.
+/// recorded and its batch dropped. `after_step(step)` runs after each step.
 fn optimise(
     label: &str,
     cfg: &TrainConfig,
     varmap: &VarMap,
     rng: &mut ChaCha8Rng,
     mut loss: impl FnMut(&mut ChaCha8Rng) -> anyhow::Result<Tensor>,
+    mut after_step: impl FnMut(usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<TrainReport> {
     let mut opt = adam(varmap, cfg.lr)?;
     let bar = if cfg.progress {
@@ -300,6 +301,7 @@ fn optimise(
             .into());
         }
         history.push(value);
+        after_step(step)?;
         if step % 50 == 0 || step + 1 == cfg.steps {
             let recent = &history[history.len().saturating_sub(50)..];
             bar.set_message(format!(
@@ -320,14 +322,33 @@ pub fn train_score(
     cfg: &TrainConfig,
     device: &Device,
 ) -> anyhow::Result<(ScoreMlp, TrainReport)> {
+    train_score_observed(objective, data, cfg, device, |_, _| Ok(()))
+}
+
+/// [`train_score`], calling `observe(step, model)` after every step (0-based, after its update),
+/// to measure the model while it trains.
+pub fn train_score_observed(
+    objective: &Objective,
+    data: &mut DataSampler<'_>,
+    cfg: &TrainConfig,
+    device: &Device,
+    mut observe: impl FnMut(usize, &ScoreMlp) -> anyhow::Result<()>,
+) -> anyhow::Result<(ScoreMlp, TrainReport)> {
     cfg.validate()?;
     objective.validate()?;
     let mut rng = cfg.rng();
     let (model, varmap) = ScoreMlp::seeded(cfg.hidden, DType::F32, device, &mut rng)?;
-    let report = optimise(objective.name(), cfg, &varmap, &mut rng, |rng| {
-        let x = draw_batch(data, cfg.batch_size, rng)?;
-        Ok(objective_loss(objective, &model, x.view(), rng, device)?)
-    })?;
+    let report = optimise(
+        objective.name(),
+        cfg,
+        &varmap,
+        &mut rng,
+        |rng| {
+            let x = draw_batch(data, cfg.batch_size, rng)?;
+            Ok(objective_loss(objective, &model, x.view(), rng, device)?)
+        },
+        |step| observe(step, &model),
+    )?;
     Ok((model, report))
 }
 
@@ -348,9 +369,16 @@ pub fn train_ncsn(
         Conditioning::DivideBySigma => "ncsn (s/sigma)",
         Conditioning::EmbeddingOverSigma => "ncsn (embedding, s/sigma)",
     };
-    let report = optimise(label, cfg, &varmap, &mut rng, |rng| {
-        let x = draw_batch(data, cfg.batch_size, rng)?;
-        Ok(ncsn_loss(&model, x.view(), &sigmas_t, rng, device)?)
-    })?;
+    let report = optimise(
+        label,
+        cfg,
+        &varmap,
+        &mut rng,
+        |rng| {
+            let x = draw_batch(data, cfg.batch_size, rng)?;
+            Ok(ncsn_loss(&model, x.view(), &sigmas_t, rng, device)?)
+        },
+        |_| Ok(()),
+    )?;
     Ok((model, report))
 }

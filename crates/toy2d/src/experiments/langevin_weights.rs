@@ -8,6 +8,11 @@
 //! (`sigma` geometric from 20 to 1 over 10 levels, 100 steps each, `alpha_i = eps sigma_i^2 /
 //! sigma_L^2`, `eps = 0.1`) starts where `p_sigma` is one broad bump and the weights are felt.
 //! The second half repeats both with a noise-conditional network trained by DSM.
+//!
+//! One seed's fractions move by about one standard error (0.011 to 0.014 for 1,280 particles), so
+//! the exact-score samplers are also repeated [`REPEATS`] times, each repetition from its own
+//! stream (new starting points, i.i.d. samples and Langevin noise), and `exact_over_seeds`
+//! records the mean and standard deviation of the small mode's weight over them.
 use super::{fmt_num, tail_mean, uniform_square, Context, Table, Ticking};
 use crate::model::{score_array, Conditioning};
 use crate::scores::PerturbedMixture;
@@ -35,6 +40,10 @@ pub const PLAIN_STEPS: usize = 1000;
 pub const ANNEALED_EPS: f64 = 0.1;
 /// Steps per noise level.
 pub const STEPS_PER_LEVEL: usize = 100;
+/// Repetitions of the exact-score samplers (`exact_over_seeds`).
+pub const REPEATS: usize = 30;
+/// Repetition `k` draws from stream `FIRST_REPEAT_STREAM + k`.
+pub const FIRST_REPEAT_STREAM: u64 = 1000;
 /// Default training steps of the learned noise-conditional model.
 pub const DEFAULT_TRAIN_STEPS: usize = 3000;
 
@@ -47,6 +56,40 @@ pub struct SamplerResult {
     pub mode_weights: Vec<f64>,
     /// `|w_0 - 0.2|`.
     pub weight_error: f64,
+}
+
+/// One sampler over [`REPEATS`] seeds: the weight of the small mode `(-5,-5)` in each.
+#[derive(Debug, Clone, Serialize)]
+pub struct OverSeeds {
+    /// Sampler name (as in `exact`).
+    pub sampler: String,
+    /// Mean of the small mode's weight over the repetitions.
+    pub mean: f64,
+    /// Its standard deviation over the repetitions (divisor `n - 1`).
+    pub sd: f64,
+    /// The smallest and largest of them.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+    /// The weight in each repetition, in order.
+    pub per_seed: Vec<f64>,
+}
+
+impl OverSeeds {
+    /// The statistics of `per_seed` (at least two values).
+    pub fn new(sampler: &str, per_seed: Vec<f64>) -> Self {
+        let n = per_seed.len() as f64;
+        let mean = per_seed.iter().sum::<f64>() / n;
+        let var = per_seed.iter().map(|w| (w - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        Self {
+            sampler: sampler.into(),
+            mean,
+            sd: var.sqrt(),
+            min: per_seed.iter().cloned().fold(f64::INFINITY, f64::min),
+            max: per_seed.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            per_seed,
+        }
+    }
 }
 
 /// The particles of one side of the figure: i.i.d. samples, plain and annealed Langevin.
@@ -82,6 +125,11 @@ pub struct Report {
     pub steps_per_level: usize,
     /// Exact scores: iid samples, Langevin, annealed Langevin.
     pub exact: Vec<SamplerResult>,
+    /// Repetitions of the exact-score part ([`REPEATS`]).
+    pub repeats: usize,
+    /// The exact-score samplers (i.i.d., Langevin, annealed) over the repetitions, each from its
+    /// own stream `FIRST_REPEAT_STREAM + k`: the small mode's weight, its mean and sd.
+    pub exact_over_seeds: Vec<OverSeeds>,
     /// The learned noise-conditional model: Langevin at `sigma_L`, annealed Langevin.
     pub learned: Vec<SamplerResult>,
     /// Training steps of the learned model and its final loss (mean of the last 10%).
@@ -180,6 +228,71 @@ pub fn sample_plain(
     })
 }
 
+/// The exact-score part of the figure from stream `stream`: starting points uniform in
+/// `[-8, 8]^2`, i.i.d. samples of `p`, plain Langevin with `grad log p`, annealed Langevin with
+/// `grad log p_sigma_i`, both in blocks on every core.
+pub fn exact_sets(
+    ctx: &Context,
+    exact: &PerturbedMixture,
+    config: &AnnealedLangevin,
+    stream: u64,
+) -> Result<ParticleSets> {
+    let p = exact.mixture();
+    let steps_total = (PLAIN_STEPS + config.sigmas.len() * STEPS_PER_LEVEL) as u64;
+    let mut rng = ctx.rng(stream);
+    let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
+    let iid = p.sample(PARTICLES, &mut rng);
+    let bar = if stream == 20 {
+        ctx.bar(
+            steps_total * x0.nrows().div_ceil(BLOCK) as u64,
+            "Langevin, exact scores",
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let plain_score = |x: &Array2<f64>, out: &mut Array2<f64>| {
+        p.score_into(x.view(), out.view_mut());
+        Ok(())
+    };
+    let plain = sample_plain(&x0, &plain_score, Some(BLOCK), &mut rng, &bar).context("plain Langevin, exact score")?;
+    let annealed = annealed_exact(&x0, exact, config, 0, &mut rng, &bar)
+        .context("annealed Langevin, exact scores")?
+        .samples;
+    bar.finish_and_clear();
+    Ok(ParticleSets { iid, plain, annealed })
+}
+
+/// The exact-score samplers repeated `repeats` times (repetition `k` on stream
+/// `FIRST_REPEAT_STREAM + k`): the small mode's weight over the seeds, for i.i.d. samples, plain
+/// and annealed Langevin.
+pub fn exact_over_seeds(
+    ctx: &Context,
+    exact: &PerturbedMixture,
+    config: &AnnealedLangevin,
+    repeats: usize,
+) -> Result<Vec<OverSeeds>> {
+    let p = exact.mixture();
+    let mut w: [Vec<f64>; 3] = Default::default();
+    let bar = ctx.bar(repeats as u64, "Langevin, exact scores, repetitions");
+    for k in 0..repeats {
+        let sets = exact_sets(ctx, exact, config, FIRST_REPEAT_STREAM + k as u64)?;
+        for (j, x) in [&sets.iid, &sets.plain, &sets.annealed].into_iter().enumerate() {
+            w[j].push(
+                p.mode_weights(x.view())
+                    .with_context(|| format!("mode weights, repetition {k}"))?[0],
+            );
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let [iid, plain, annealed] = w;
+    Ok(vec![
+        OverSeeds::new("exact samples", iid),
+        OverSeeds::new("Langevin (exact score)", plain),
+        OverSeeds::new("annealed Langevin (exact scores)", annealed),
+    ])
+}
+
 /// Runs the experiment.
 pub fn compute(ctx: &Context) -> Result<Report> {
     let config = annealed_config()?;
@@ -189,23 +302,11 @@ pub fn compute(ctx: &Context) -> Result<Report> {
     let steps_total = (PLAIN_STEPS + sigmas.len() * STEPS_PER_LEVEL) as u64;
 
     // --- exact scores: grad log p for plain Langevin, grad log p_sigma_i for annealed ---
-    let mut rng = ctx.rng(20);
-    let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut rng);
-    let iid = p.sample(PARTICLES, &mut rng);
-    let bar = ctx.bar(
-        steps_total * x0.nrows().div_ceil(BLOCK) as u64,
-        "Langevin, exact scores",
-    );
-    let plain_score = |x: &Array2<f64>, out: &mut Array2<f64>| {
-        p.score_into(x.view(), out.view_mut());
-        Ok(())
-    };
-    let plain = sample_plain(&x0, &plain_score, Some(BLOCK), &mut rng, &bar).context("plain Langevin, exact score")?;
-    let annealed = annealed_exact(&x0, &exact, &config, 0, &mut rng, &bar)
-        .context("annealed Langevin, exact scores")?
-        .samples;
-    bar.finish_and_clear();
-    let exact_particles = ParticleSets { iid, plain, annealed };
+    let exact_particles = exact_sets(ctx, &exact, &config, 20)?;
+    // the same, repeated over seeds
+    let over_seeds = exact_over_seeds(ctx, &exact, &config, REPEATS)?;
+    // the learned side starts from the same points (stream 20's first draw)
+    let x0 = uniform_square(PARTICLES, (-8.0, 8.0), &mut ctx.rng(20));
 
     // --- a learned noise-conditional score ---
     let steps = ctx.train_steps(DEFAULT_TRAIN_STEPS);
@@ -249,6 +350,8 @@ pub fn compute(ctx: &Context) -> Result<Report> {
         plain_steps: PLAIN_STEPS,
         steps_per_level: STEPS_PER_LEVEL,
         exact: exact_particles.results(p, "Langevin (exact score)", "annealed Langevin (exact scores)")?,
+        repeats: REPEATS,
+        exact_over_seeds: over_seeds,
         learned: learned_particles.results(p, "Langevin (learned s(x, σ_L))", "annealed Langevin (learned)")?,
         learned_train_steps: steps,
         learned_final_loss: tail_mean(&report.loss_history, (report.loss_history.len() / 10).max(1)),
@@ -276,10 +379,51 @@ impl Report {
                 ]);
             }
         }
+        for o in &self.exact_over_seeds {
+            table.row(vec![
+                format!("exact, {} seeds", self.repeats),
+                o.sampler.clone(),
+                format!("{:.3} ± {:.3}", o.mean, o.sd),
+                format!("{:.3}", 1.0 - o.mean),
+                format!("{:.3}", (o.mean - self.true_weights[0]).abs()),
+            ]);
+        }
         table.row(vec![
             "".into(),
             format!("learned model final DSM loss {}", fmt_num(self.learned_final_loss)),
         ]);
         table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::tests::context;
+
+    #[test]
+    fn over_seeds_statistics() {
+        let o = OverSeeds::new("x", vec![0.1, 0.2, 0.3]);
+        assert!((o.mean - 0.2).abs() < 1e-12);
+        assert!((o.sd - 0.1).abs() < 1e-12, "sample sd, divisor n - 1: {}", o.sd);
+        assert_eq!((o.min, o.max), (0.1, 0.3));
+    }
+
+    #[test]
+    fn repetitions_differ_and_annealing_is_close_to_the_true_weight_on_average() {
+        // Four repetitions of the exact-score samplers: each its own stream (different values),
+        // plain Langevin near the starting split 0.49, annealed Langevin near 0.2.
+        let ctx = context(0);
+        let config = annealed_config().unwrap();
+        let exact = PerturbedMixture::new(paper_mixture(), &config.sigmas).unwrap();
+        let o = exact_over_seeds(&ctx, &exact, &config, 4).unwrap();
+        assert_eq!(o.len(), 3);
+        for s in &o {
+            assert_eq!(s.per_seed.len(), 4);
+            assert!(s.sd > 0.0, "{}: every repetition the same", s.sampler);
+        }
+        assert!((o[0].mean - 0.2).abs() < 0.03, "i.i.d. {}", o[0].mean);
+        assert!((o[1].mean - 0.49).abs() < 0.05, "plain {}", o[1].mean);
+        assert!((o[2].mean - 0.2).abs() < 0.05, "annealed {}", o[2].mean);
     }
 }

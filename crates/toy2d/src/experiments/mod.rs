@@ -21,8 +21,10 @@
 //! | 0 | training in `score-field` and `langevin-weights` |
 //! | 10 | `score-field`: Monte Carlo error under p |
 //! | 20, 21 | `langevin-weights`: exact, learned sampling |
+//! | 1000 + k | `langevin-weights`: repetition k of the exact-score samplers |
 //! | 30 + run | `manifold`: training run 0..4 |
 //! | 40 + toy, 60 + toy, 70 + toy | `ncsn2d`: data and sampling, score errors, training of data set 0..4 |
+//! | 1100 + toy | `ncsn2d`: the extra draws of samples and data for the MMDs' spread |
 //! | 50 | `trajectories` |
 //! | 80 | `ascent-vs-langevin` (`scores` draws nothing at random) |
 pub mod ascent_vs_langevin;

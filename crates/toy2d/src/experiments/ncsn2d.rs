@@ -16,7 +16,11 @@
 //!
 //! Metrics against 1,000 fresh data points: the kernel MMD (RBF, median-heuristic bandwidth), the
 //! sliced Wasserstein distance, and for the mixtures the mode weights. The same distances between
-//! two fresh data sets give the floor that finite samples allow.
+//! two fresh data sets give the floor that finite samples allow. Both MMDs move from one draw of
+//! 1,000 points to the next, so they are also computed over [`MMD_DRAWS`] independent draws (the
+//! first is the one above; the others sample 1,000 more particles and fresh points each, from
+//! stream `FIRST_DRAW_STREAM + t` of data set `t`), with one bandwidth for all draws, and
+//! reported as mean and standard deviation.
 use super::{fmt_num, tail_mean, uniform_square, Context, Table, Ticking};
 use crate::metrics::{median_bandwidth, mmd_rbf, sliced_wasserstein};
 use crate::model::{score_array, Conditioning, ScoreModel};
@@ -50,8 +54,13 @@ pub const EPS_RATIO: f64 = 0.2;
 pub const STEPS_PER_LEVEL: usize = 100;
 /// Noisy points per level at which the score error is measured.
 pub const ERROR_POINTS: usize = 1000;
-/// About how many seconds of one core one data set takes (see [`crate::jobs`]).
-pub const COST_PER_TOY: u64 = 12;
+/// Independent draws of samples and fresh data over which the MMDs are averaged.
+pub const MMD_DRAWS: usize = 5;
+/// The extra draws of data set `t` come from stream `FIRST_DRAW_STREAM + t`.
+pub const FIRST_DRAW_STREAM: u64 = 1100;
+/// About how many seconds of one core one data set takes (see [`crate::jobs`]): about half in
+/// training, half in sampling the 5,000 particles of the MMD's draws.
+pub const COST_PER_TOY: u64 = 25;
 
 /// One data set in `ncsn2d.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -72,8 +81,20 @@ pub struct ToyResult {
     pub mmd: f64,
     /// MMD between two fresh data sets (the floor).
     pub mmd_data_vs_data: f64,
-    /// The RBF bandwidth (median heuristic on data vs data).
+    /// The RBF bandwidth (median heuristic on data vs data), for every draw.
     pub mmd_bandwidth: f64,
+    /// `mmd` over `mmd_draws` ([`MMD_DRAWS`]) independent draws of samples and fresh data (the first is `mmd`).
+    pub mmd_per_draw: Vec<f64>,
+    /// Their mean.
+    pub mmd_mean: f64,
+    /// Their standard deviation (divisor `n - 1`).
+    pub mmd_sd: f64,
+    /// `mmd_data_vs_data` over the same draws (the first is `mmd_data_vs_data`).
+    pub mmd_data_vs_data_per_draw: Vec<f64>,
+    /// Their mean.
+    pub mmd_data_vs_data_mean: f64,
+    /// Their standard deviation.
+    pub mmd_data_vs_data_sd: f64,
     /// Sliced Wasserstein distance between samples and fresh data.
     pub sliced_wasserstein: f64,
     /// Sliced Wasserstein distance between two fresh data sets.
@@ -136,6 +157,8 @@ pub struct Settings {
     pub eps_ratio: f64,
     /// Langevin steps per level `T`.
     pub steps_per_level: usize,
+    /// Independent draws of samples and fresh data for the MMDs (at least 1).
+    pub mmd_draws: usize,
 }
 
 impl Default for Settings {
@@ -150,6 +173,7 @@ impl Default for Settings {
             levels: LEVELS,
             eps_ratio: EPS_RATIO,
             steps_per_level: STEPS_PER_LEVEL,
+            mmd_draws: MMD_DRAWS,
         }
     }
 }
@@ -247,15 +271,45 @@ pub fn run_toy(toy: Toy, t: usize, settings: &Settings, ctx: &Context) -> Result
         }
         None => (None, None, None),
     };
+    // the MMDs over independent draws: the one above, then `mmd_draws - 1` more from their own
+    // stream (the particles of one Langevin run are independent, so one run of
+    // `(mmd_draws - 1) * SAMPLES` particles, cut into sets of SAMPLES, gives the extra draws)
+    let mut mmd_per_draw = vec![mmd_rbf(x.view(), fresh.view(), h)?];
+    let mut floor_per_draw = vec![mmd_rbf(fresh2.view(), fresh.view(), h)?];
+    let extra = settings.mmd_draws.saturating_sub(1);
+    if extra > 0 {
+        let mut rng = ctx.rng(FIRST_DRAW_STREAM + t as u64);
+        let x0 = uniform_square(extra * SAMPLES, toy.bounds(), &mut rng);
+        let xs = langevin::sample_annealed(x0, &model, &config, &mut NoProjection, &mut rng)
+            .with_context(|| format!("annealed Langevin on `{}`, extra draws for the MMD", toy.name()))?
+            .samples;
+        if xs.iter().any(|v| !v.is_finite()) {
+            anyhow::bail!("annealed Langevin on `{}` produced non-finite samples", toy.name());
+        }
+        for k in 0..extra {
+            let xk = xs.slice(ndarray::s![k * SAMPLES..(k + 1) * SAMPLES, ..]);
+            let (f1, f2) = (toy.sample(SAMPLES, &mut rng), toy.sample(SAMPLES, &mut rng));
+            mmd_per_draw.push(mmd_rbf(xk, f1.view(), h)?);
+            floor_per_draw.push(mmd_rbf(f2.view(), f1.view(), h)?);
+        }
+    }
+    let (mmd_mean, mmd_sd) = mean_sd(&mmd_per_draw);
+    let (floor_mean, floor_sd) = mean_sd(&floor_per_draw);
     let result = ToyResult {
         data: toy.name().into(),
         eps: config.eps,
         train_steps: settings.steps,
         final_loss: tail_mean(&train.loss_history, (train.loss_history.len() / 10).max(1)),
         score_errors,
-        mmd: mmd_rbf(x.view(), fresh.view(), h)?,
-        mmd_data_vs_data: mmd_rbf(fresh2.view(), fresh.view(), h)?,
+        mmd: mmd_per_draw[0],
+        mmd_data_vs_data: floor_per_draw[0],
         mmd_bandwidth: h,
+        mmd_mean,
+        mmd_sd,
+        mmd_per_draw,
+        mmd_data_vs_data_mean: floor_mean,
+        mmd_data_vs_data_sd: floor_sd,
+        mmd_data_vs_data_per_draw: floor_per_draw,
         sliced_wasserstein: sliced_wasserstein(x.view(), fresh.view(), DIRECTIONS)?,
         sliced_wasserstein_data_vs_data: sliced_wasserstein(fresh2.view(), fresh.view(), DIRECTIONS)?,
         mode_weights,
@@ -267,6 +321,14 @@ pub fn run_toy(toy: Toy, t: usize, settings: &Settings, ctx: &Context) -> Result
         fresh_points: fresh,
     };
     Ok(result)
+}
+
+/// The mean and the standard deviation (divisor `n - 1`; 0 for one value) of `v`.
+pub fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
 }
 
 /// Runs the experiment.
@@ -307,6 +369,8 @@ impl Report {
                 "final loss",
                 "MMD",
                 "MMD floor",
+                &format!("MMD, {MMD_DRAWS} draws"),
+                &format!("floor, {MMD_DRAWS} draws"),
                 "SW",
                 "SW floor",
                 "mode weights (true)",
@@ -328,6 +392,8 @@ impl Report {
                 fmt_num(r.final_loss),
                 fmt_num(r.mmd),
                 fmt_num(r.mmd_data_vs_data),
+                format!("{:.3} ± {:.3}", r.mmd_mean, r.mmd_sd),
+                format!("{:.3} ± {:.3}", r.mmd_data_vs_data_mean, r.mmd_data_vs_data_sd),
                 fmt_num(r.sliced_wasserstein),
                 fmt_num(r.sliced_wasserstein_data_vs_data),
                 weights,
@@ -352,5 +418,46 @@ mod tests {
         assert_ne!(a.rng().random::<u64>(), b.rng().random::<u64>());
         // and the settings reach the run
         assert_eq!((a.hidden, a.steps), (HIDDEN, DEFAULT_TRAIN_STEPS));
+    }
+
+    #[test]
+    fn mean_and_sample_sd() {
+        let (m, sd) = mean_sd(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(m, 2.5);
+        assert!((sd - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(mean_sd(&[7.0]), (7.0, 0.0));
+    }
+
+    #[test]
+    fn the_mmds_come_from_independent_draws() {
+        // A short run on the mixture: five draws, the first equal to the single-draw fields,
+        // the draws all different (own points), the floor's spread small against its mean.
+        let ctx = context(0);
+        let settings = Settings {
+            steps: 200,
+            hidden: 32,
+            steps_per_level: 5,
+            ..Settings::default()
+        };
+        let r = run_toy(Toy::Mixture, 0, &settings, &ctx).unwrap();
+        assert_eq!(
+            (r.mmd_per_draw.len(), r.mmd_data_vs_data_per_draw.len()),
+            (MMD_DRAWS, MMD_DRAWS)
+        );
+        assert_eq!(
+            (r.mmd_per_draw[0], r.mmd_data_vs_data_per_draw[0]),
+            (r.mmd, r.mmd_data_vs_data)
+        );
+        for v in [&r.mmd_per_draw, &r.mmd_data_vs_data_per_draw] {
+            for i in 1..v.len() {
+                assert!(v[..i].iter().all(|w| w != &v[i]), "{v:?}");
+            }
+        }
+        assert_eq!(mean_sd(&r.mmd_per_draw), (r.mmd_mean, r.mmd_sd));
+        assert!(
+            r.mmd_data_vs_data_sd < r.mmd_data_vs_data_mean,
+            "{:?}",
+            r.mmd_data_vs_data_per_draw
+        );
     }
 }

@@ -21,8 +21,19 @@ use serde::Serialize;
 pub const PARTICLES: usize = 600;
 /// A frame every this many Langevin steps.
 pub const RECORD_EVERY: usize = 50;
-/// The plotted square.
+/// The square of the GIF.
 pub const BOUNDS: (f64, f64) = (-10.0, 10.0);
+/// The levels (0-based) drawn in `trajectories_levels.png`: sigma 20, 10.3, 5.3, 2.7, 1.4, 1.
+pub const PANEL_LEVELS: [usize; 6] = [0, 2, 4, 6, 8, 9];
+
+/// The window of the panel of a level of noise `sigma`: `[-(8 + 3 sigma), 8 + 3 sigma]^2`. At the
+/// end of a level the particles spread like `p_sigma`, whose components have standard deviation
+/// `sqrt(1 + sigma^2) <= 1 + sigma` around modes at distance `5 sqrt 2 < 8` from the origin: the
+/// window holds each component out to about three of its standard deviations, at every level.
+pub fn panel_bounds(sigma: f64) -> (f64, f64) {
+    let half = 8.0 + 3.0 * sigma;
+    (-half, half)
+}
 /// The GIF holds its last frame for this many more frames.
 pub const HOLD_FRAMES: usize = 6;
 
@@ -155,4 +166,31 @@ fn nearest_mode_distance(p: &GaussianMixture, x: &Array2<f64>) -> f64 {
         })
         .sum();
     total / x.nrows().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::tests::context;
+
+    #[test]
+    fn each_panel_window_holds_nearly_all_particles_of_its_level() {
+        // The reason the windows grow with sigma: a fixed [-10, 10]^2 loses most particles at the
+        // first levels, a window of half-width 8 + 3 sigma keeps >= 98% at every drawn level.
+        let report = compute(&context(0)).unwrap();
+        assert_eq!(report.level_ends.len(), 10);
+        let inside = |x: &Array2<f64>, (lo, hi): (f64, f64)| {
+            x.outer_iter()
+                .filter(|r| r.iter().all(|v| (lo..=hi).contains(v)))
+                .count() as f64
+                / x.nrows() as f64
+        };
+        for &level in &PANEL_LEVELS {
+            let end = &report.level_ends[level];
+            let frac = inside(&end.x, panel_bounds(report.levels[level].sigma));
+            assert!(frac >= 0.98, "level {}: {frac} inside", level + 1);
+        }
+        // the fixed square of the GIF would show fewer than half of them after the first level
+        assert!(inside(&report.level_ends[0].x, BOUNDS) < 0.5);
+    }
 }

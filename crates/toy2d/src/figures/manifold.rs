@@ -1,20 +1,116 @@
-//! Fig. 1 idea: the loss curves of score matching on a curve, with and without noise.
+//! Fig. 1 idea: what score matching learns on a curve, with and without noise: the slope of the
+//! learned score across the curve over training (the quantity the theory is about), and the
+//! training losses.
 use crate::experiments::manifold::{Report, RunSummary};
 use crate::experiments::{moving_average, Context};
-use crate::plot::{self, draw_legend, draw_loss_axes, plot_err, FONT, PALETTE};
+use crate::plot::{self, plot_err, FONT, PALETTE};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// `manifold_loss.png` and `manifold_loss.svg`.
 pub fn draw(report: &Report, ctx: &Context) -> Result<Vec<String>> {
-    plot::save_png(&ctx.out, "manifold_loss.png", (1400, 600), |root| {
-        loss_figure(root, report)
-    })?;
-    plot::save_svg(&ctx.out, "manifold_loss.svg", (1400, 600), |root| {
-        loss_figure(root, report)
-    })?;
+    plot::save_png(&ctx.out, "manifold_loss.png", SIZE, |root| figure(root, report))?;
+    plot::save_svg(&ctx.out, "manifold_loss.svg", SIZE, |root| figure(root, report))?;
     Ok(vec!["manifold_loss.png".into(), "manifold_loss.svg".into()])
+}
+
+/// The figure's size in pixels (the page shows it about half as large: big type).
+const SIZE: (u32, u32) = (1500, 640);
+
+/// Red for the clean curve, blue for the curve plus noise; implicit score matching solid and
+/// thick, sliced lighter.
+fn style(run: &RunSummary) -> ShapeStyle {
+    let color = if run.noise > 0.0 { PALETTE[0] } else { PALETTE[1] };
+    if run.objective == "implicit" {
+        color.stroke_width(3)
+    } else {
+        color.mix(0.45).stroke_width(3)
+    }
+}
+
+fn run_label(run: &RunSummary) -> String {
+    let data = if run.noise > 0.0 {
+        format!("curve + {} z", run.noise)
+    } else {
+        "curve".to_string()
+    };
+    format!("{}, {data}", run.objective)
+}
+
+fn figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Report) -> Result<()> {
+    let (left, right) = root.split_horizontally(SIZE.0 * 3 / 5);
+    slope_panel(&left, report)?;
+    loss_panel(&right, report)
+}
+
+/// The slope across the curve on a log axis, with the noisy runs' optimum `1/sigma^2`.
+fn slope_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Report) -> Result<()> {
+    // (the first measurements are near 0 or slightly negative: clamped to the bottom edge)
+    let lo = 1.0;
+    let top = report
+        .runs
+        .iter()
+        .flat_map(|r| r.normal_slope.iter().cloned())
+        .chain(std::iter::once(report.slope_target))
+        .filter(|v| v.is_finite())
+        .fold(lo * 10.0, f64::max)
+        * 2.0;
+    let n = report.steps.max(2) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption("slope of s_θ across the curve", (FONT, 30))
+        .margin(12)
+        .margin_right(24)
+        .x_label_area_size(56)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0.0..n, (lo..top).log_scale())
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("training step")
+        .y_desc("−nᵀ ∇s_θ n, mean over the curve")
+        .x_labels(5)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 24))
+        .axis_desc_style((FONT, 24))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()
+        .map_err(plot_err)?;
+    let target = report.slope_target;
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(0.0, target), (n, target)],
+            12,
+            8,
+            BLACK.stroke_width(2),
+        ))
+        .map_err(plot_err)?
+        .label(format!("1/σ² = {target:.0}: the optimum with noise"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
+    for r in &report.runs {
+        let st = style(r);
+        let points = report
+            .slope_steps
+            .iter()
+            .zip(&r.normal_slope)
+            .map(|(&k, &v)| (k as f64, v.max(lo)));
+        chart
+            .draw_series(LineSeries::new(points, st))
+            .map_err(plot_err)?
+            .label(run_label(r))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], st));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 22))
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
 }
 
 /// A symmetric log scale for losses that go negative: linear on `[-1, 1]`,
@@ -44,74 +140,56 @@ fn symlog_label(t: &f64) -> String {
     }
 }
 
-fn loss_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, report: &Report) -> Result<()> {
-    let (head, body) = root.split_vertically(44);
-    head.titled(
-        "Score matching on data on a curve: without noise the loss does not settle; with x + 0.05 z it converges",
-        (FONT, 20),
-    )
-    .map_err(plot_err)?;
-    let panels = body.split_evenly((1, 2));
-    for (k, name) in ["sliced", "implicit"].iter().enumerate() {
-        let runs: Vec<&RunSummary> = report.runs.iter().filter(|r| r.objective == *name).collect();
-        let all: Vec<f64> = runs
-            .iter()
-            .flat_map(|r| r.loss_history.iter().cloned())
-            .filter(|v| v.is_finite())
-            .map(symlog)
-            .collect();
-        let lo = all.iter().cloned().fold(f64::INFINITY, f64::min);
-        let hi = all.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = if lo.is_finite() && hi > lo {
-            (lo, hi)
-        } else {
-            (-1.0, 1.0)
-        };
-        let pad = 0.05 * (hi - lo);
-        let n = runs.iter().map(|r| r.loss_history.len()).max().unwrap_or(1).max(2);
-        let mut chart = ChartBuilder::on(&panels[k])
-            .caption(format!("{name} score matching"), (FONT, 20))
-            .margin(10)
-            .margin_right(20)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..n as f64, (lo - pad)..(hi + pad))
-            .map_err(plot_err)?;
-        let y_labels = (4.0 * (hi - lo + 2.0 * pad)).ceil() as usize + 1;
-        draw_loss_axes(&mut chart, "loss (symmetric log scale)", y_labels, &symlog_label)?;
-        for r in &runs {
-            let color = if r.noise > 0.0 { PALETTE[0] } else { PALETTE[1] };
-            let raw: Vec<(f64, f64)> = r
-                .loss_history
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.is_finite())
-                .map(|(i, v)| (i as f64, symlog(*v)))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(raw, color.mix(0.25).stroke_width(1)))
-                .map_err(plot_err)?;
+/// The training losses (moving averages of 50 steps) on a symmetric log axis.
+fn loss_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Report) -> Result<()> {
+    let smooth: Vec<Vec<f64>> = report
+        .runs
+        .iter()
+        .map(|r| {
             let finite: Vec<f64> = r
                 .loss_history
                 .iter()
                 .map(|v| if v.is_finite() { *v } else { 0.0 })
                 .collect();
-            let smooth = moving_average(&finite, 50);
-            let label = if r.noise > 0.0 {
-                format!("curve + {} z (moving average of 50)", r.noise)
-            } else {
-                "curve, no noise (moving average of 50)".to_string()
-            };
-            chart
-                .draw_series(LineSeries::new(
-                    smooth.iter().enumerate().map(|(i, v)| (i as f64, symlog(*v))),
-                    color.stroke_width(2),
-                ))
-                .map_err(plot_err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        }
-        draw_legend(&mut chart, 14)?;
+            moving_average(&finite, 50).into_iter().map(symlog).collect()
+        })
+        .collect();
+    let all = smooth.iter().flatten().cloned();
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (-1.0, 1.0)
+    };
+    let pad = 0.05 * (hi - lo);
+    let n = report.steps.max(2) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption("training loss (moving average of 50)", (FONT, 30))
+        .margin(12)
+        .margin_right(24)
+        .x_label_area_size(56)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0.0..n, (lo - pad)..(hi + pad))
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("training step")
+        .y_desc("loss (symmetric log scale)")
+        .x_labels(3)
+        .y_labels((hi - lo + 2.0 * pad).ceil() as usize * 4 + 1)
+        .y_label_formatter(&symlog_label)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 24))
+        .axis_desc_style((FONT, 24))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()
+        .map_err(plot_err)?;
+    for (r, c) in report.runs.iter().zip(&smooth) {
+        let st = style(r);
+        chart
+            .draw_series(LineSeries::new(c.iter().enumerate().map(|(i, v)| (i as f64, *v)), st))
+            .map_err(plot_err)?;
     }
     Ok(())
 }

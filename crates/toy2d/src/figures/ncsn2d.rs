@@ -1,6 +1,6 @@
 //! NCSN in 2D: data against samples for every data set, and the training losses.
 use crate::experiments::ncsn2d::{Report, TOYS};
-use crate::experiments::{fmt_num, moving_average, Context};
+use crate::experiments::{moving_average, Context};
 use crate::plot::{self, draw_legend, draw_loss_axes, plot_err, scatter_panel, FONT, PALETTE};
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
@@ -34,10 +34,10 @@ pub fn draw(report: &Report, ctx: &Context) -> Result<Vec<String>> {
                 PALETTE[0],
                 None,
             )?;
+            // over the draws: mean ± sd
             let title = format!(
-                "samples: MMD {} (floor {})",
-                fmt_num(r.mmd),
-                fmt_num(r.mmd_data_vs_data)
+                "MMD {:.3}±{:.3}, floor {:.3}±{:.3}",
+                r.mmd_mean, r.mmd_sd, r.mmd_data_vs_data_mean, r.mmd_data_vs_data_sd
             );
             scatter_panel(
                 &cells[TOYS.len() + t],
