@@ -152,8 +152,8 @@ impl Experiment {
             Experiment::Scores => 1,
             Experiment::AscentVsLangevin => 1,
             Experiment::ScoreField => 10,
-            Experiment::LangevinWeights => 7,
-            Experiment::Manifold => 10,
+            Experiment::LangevinWeights => 25,
+            Experiment::Manifold => 40,
             Experiment::Ncsn2d => ncsn2d::COST_PER_TOY * TOYS_IN_NCSN2D,
             Experiment::Trajectories => 1,
         }
