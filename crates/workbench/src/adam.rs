@@ -158,19 +158,19 @@ impl Adam {
     /// them) and the step count `t`. A missing, misshapen or non-finite moment is an error naming
     /// it, and the optimizer is left as it was.
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, t: u64) -> Result<()> {
-        let mut loaded = Vec::with_capacity(2);
-        for which in ["adam.m.", "adam.v."] {
+        // Each moment is read into fresh holders of the parameters' shapes, so that a failure
+        // leaves the optimizer's own state untouched.
+        let read = |prefix: &str| -> Result<Vec<Tensor>> {
             let holders: Vec<(String, Var)> = self
                 .vars
                 .iter()
                 .map(|(name, var)| Ok((name.clone(), Var::zeros(var.dims(), var.dtype(), var.device())?)))
                 .collect::<Result<_>>()?;
-            load_named(&holders, tensors, which)?;
-            loaded.push(holders.into_iter().map(|(_, v)| v.into_inner()).collect::<Vec<_>>());
-        }
-        self.v = loaded.pop().unwrap_or_default();
-        self.m = loaded.pop().unwrap_or_default();
-        self.t = t;
+            load_named(&holders, tensors, prefix)?;
+            Ok(holders.into_iter().map(|(_, v)| v.into_inner()).collect())
+        };
+        let (m, v) = (read("adam.m.")?, read("adam.v.")?);
+        (self.m, self.v, self.t) = (m, v, t);
         Ok(())
     }
 }
