@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+mod error;
+pub mod features;
+pub mod frechet;
+pub mod inception;
+pub mod inception_score;
+pub mod mnist;
+
+pub use error::{Error, Result};
+
+use candle_core::Tensor;
+
+/// A network whose activations measure images: the features the Fréchet distance compares and
+/// the class probabilities the Inception score and the class histograms use.
+pub trait FeatureNetwork {
+    /// The network's name, stored with feature statistics so that statistics of different
+    /// networks are never compared.
+    fn name(&self) -> &str;
+    /// Length of a feature vector.
+    fn feature_dim(&self) -> usize;
+    /// Checks that images of `(channels, height, width)` can be measured, with an error that says
+    /// what the network expects.
+    fn check_dims(&self, dims: (usize, usize, usize)) -> Result<()>;
+    /// Features `(N, feature_dim)` and logits `(N, classes)` of a batch `(N, C, H, W)` of images
+    /// with values in `[0, 1]`.
+    fn features_and_logits(&self, images: &Tensor) -> Result<(Tensor, Tensor)>;
+}
