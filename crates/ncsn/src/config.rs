@@ -55,13 +55,13 @@ impl Setting for Option<PathBuf> {
 macro_rules! settings {
     ($(
         $(#[doc = $doc:literal])*
-        $key:ident: $ty:ty, help = $help:literal $(, default = $default:literal)?;
+        $key:ident: $ty:ty, help = $help:literal $(, default = $default:literal)? $(, absent = $absent:literal)?;
     )*) => {
         /// Every setting of a training run (flat: one key per setting, as in the TOML file).
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct TrainConfig {
-            $( $(#[doc = $doc])* pub $key: $ty, )*
+            $( $(#[doc = $doc])* $(#[serde(default = $absent)])? pub $key: $ty, )*
         }
 
         /// Settings to override: the keys of a TOML config file and, with the same names, the
@@ -143,6 +143,43 @@ settings! {
     ema: bool, help = "Keep an EMA of the weights (true/false)";
     /// EMA rate mu: `shadow <- mu * shadow + (1 - mu) * theta`.
     ema_rate: f64, help = "EMA rate mu";
+    /// Base step size eps of the run's sampler (`ncsn sample`'s default for this run, and the
+    /// sampler of `fid_every`): the step at level i is `eps * sigma_i^2 / sigma_L^2`.
+    sample_eps: f64, help = "Step size eps of the run's sampler (ncsn sample's default for the run, and fid_every's)",
+        absent = "defaults::sample_eps";
+    /// Langevin steps per noise level T of the run's sampler.
+    sample_steps_per_level: usize, help = "Langevin steps per noise level of the run's sampler",
+        absent = "defaults::sample_steps_per_level";
+    /// End the run's sampler with the denoising step `x + sigma_L^2 s(x, sigma_L)`.
+    sample_denoise: bool, help = "End the run's sampler with the denoising step (true/false)",
+        absent = "defaults::sample_denoise";
+    /// Every this many steps, draw `fid_samples` images with the run's sampler and log their
+    /// FID against the training images in the MNIST classifier's features (0: never; needs
+    /// 28x28 grayscale images).
+    fid_every: u64, help = "Log the MNIST FID of fid_samples samples every N steps (0: never; 28x28 grayscale runs)",
+        absent = "defaults::fid_every";
+    /// Samples per FID of `fid_every` (more than the 64 features of the MNIST classifier).
+    fid_samples: usize, help = "Samples per FID of fid_every", absent = "defaults::fid_samples";
+}
+
+/// The values of the settings added after the first checkpoints were written, for a
+/// checkpoint's configuration that lacks them (serde's `default`).
+mod defaults {
+    pub fn sample_eps() -> f64 {
+        2e-5
+    }
+    pub fn sample_steps_per_level() -> usize {
+        100
+    }
+    pub fn sample_denoise() -> bool {
+        false
+    }
+    pub fn fid_every() -> u64 {
+        0
+    }
+    pub fn fid_samples() -> usize {
+        500
+    }
 }
 
 /// The help of `--key`: `help`, then the defaults, `default` when given (for the keys whose
@@ -209,6 +246,11 @@ impl TrainConfig {
             test_batch_size: 128,
             ema: false,
             ema_rate: 0.999,
+            sample_eps: defaults::sample_eps(),
+            sample_steps_per_level: defaults::sample_steps_per_level(),
+            sample_denoise: defaults::sample_denoise(),
+            fid_every: defaults::fid_every(),
+            fid_samples: defaults::fid_samples(),
         }
     }
 
@@ -378,6 +420,32 @@ impl TrainConfig {
         at_least_one("test_every", self.test_every)?;
         at_least_one("test_batch_size", self.test_batch_size)?;
         unit_interval("ema_rate", self.ema_rate)?;
+        positive_f32("sample_eps", self.sample_eps)?;
+        at_least_one("sample_steps_per_level", self.sample_steps_per_level)?;
+        if self.fid_every > 0 {
+            if (self.channels, self.image_size) != (1, 28) {
+                return Err(Error::config(
+                    "fid_every",
+                    format!(
+                        "the FID logged during training uses the MNIST classifier, which needs 28x28 grayscale \
+                         images; this run's are {}x{}x{} (set fid_every = 0, and measure samples with `ncsn fid \
+                         --inception FILE`)",
+                        self.channels, self.image_size, self.image_size
+                    ),
+                ));
+            }
+            let dim = quality::mnist::FEATURES;
+            if self.fid_samples <= dim {
+                return Err(Error::config(
+                    "fid_samples",
+                    format!(
+                        "expected more samples than the classifier's {dim} features (a covariance of fewer is \
+                         singular), got {}",
+                        self.fid_samples
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -509,7 +577,18 @@ pub fn validate_network(model: &ModelConfig, levels_key: &str) -> Result<()> {
 }
 
 /// Keys that a resumed run may change.
-pub const RESUMABLE_KEYS: &[&str] = &["name", "steps", "snapshot_every", "log_every", "test_every"];
+pub const RESUMABLE_KEYS: &[&str] = &[
+    "name",
+    "steps",
+    "snapshot_every",
+    "log_every",
+    "test_every",
+    "sample_eps",
+    "sample_steps_per_level",
+    "sample_denoise",
+    "fid_every",
+    "fid_samples",
+];
 
 impl Overrides {
     /// Reads a TOML config file. Unknown keys and wrong types are errors naming the file,
@@ -643,11 +722,17 @@ mod tests {
             test_batch_size: 32,
             ema: true,
             ema_rate: 0.9,
+            sample_eps: 3e-5,
+            sample_steps_per_level: 7,
+            sample_denoise: true,
+            fid_every: 0,
+            fid_samples: 100,
         };
         let theirs = serde_json::to_value(&defaults).unwrap();
         for (key, value) in serde_json::to_value(&all).unwrap().as_object().unwrap() {
-            // `dataset` and `channels` cannot differ for MNIST data; every other key does.
-            if key != "dataset" && key != "channels" {
+            // `dataset` and `channels` cannot differ for MNIST data, nor can `fid_every` be on for
+            // 16x16 images (`fid_every_needs_digits` sets it); every other key differs.
+            if !["dataset", "channels", "fid_every"].contains(&key.as_str()) {
                 assert_ne!(Some(value), theirs.get(key), "`{key}` should differ from the default");
             }
         }
@@ -658,6 +743,38 @@ mod tests {
         all.name = "flags".into();
         let flags: Overrides = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();
         assert_eq!(TrainConfig::resolve(&Overrides::default(), &flags).unwrap(), all);
+    }
+
+    #[test]
+    fn fid_every_needs_digits_and_more_samples_than_features() {
+        let digits = TrainConfig {
+            fid_every: 100,
+            ..TrainConfig::mnist()
+        };
+        digits.validate().unwrap();
+        let small = TrainConfig {
+            image_size: 16,
+            ..digits.clone()
+        };
+        let err = small.validate().unwrap_err().to_string();
+        assert!(err.contains("`fid_every`") && err.contains("1x16x16"), "{err}");
+        let few = TrainConfig {
+            fid_samples: 64,
+            ..digits
+        };
+        let err = few.validate().unwrap_err().to_string();
+        assert!(err.contains("`fid_samples`") && err.contains("64"), "{err}");
+    }
+
+    #[test]
+    fn a_configuration_saved_before_the_sampler_keys_reads_with_their_defaults() {
+        let mut old = serde_json::to_value(TrainConfig::mnist()).unwrap();
+        let map = old.as_object_mut().unwrap();
+        for key in ["sample_eps", "sample_steps_per_level", "sample_denoise", "fid_every", "fid_samples"] {
+            assert!(map.remove(key).is_some(), "{key}");
+        }
+        let read: TrainConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(read, TrainConfig::mnist());
     }
 
     #[test]

@@ -67,6 +67,21 @@ pub enum Error {
     /// A stored tensor that does not fit (from the shared plumbing, where no file is known).
     #[error(transparent)]
     Workbench(workbench::Error),
+    /// Measuring images went wrong (a feature network's file, images it cannot take, too few
+    /// samples for a covariance, statistics of another network).
+    #[error(transparent)]
+    Quality(quality::Error),
+}
+
+impl From<quality::Error> for Error {
+    fn from(e: quality::Error) -> Self {
+        match e {
+            quality::Error::Io { path, source } => Error::Io { path, source },
+            quality::Error::Candle(e) => Error::Candle(e),
+            quality::Error::Workbench(e) => e.into(),
+            other => Error::Quality(other),
+        }
+    }
 }
 
 impl From<workbench::Error> for Error {

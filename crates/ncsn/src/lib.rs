@@ -8,13 +8,15 @@
 //!   `langevin::NoiseConditionalScore`);
 //! - [`config`]: a run's settings (paper defaults, TOML file, flags), [`data`]: CIFAR-10, MNIST
 //!   IDX and image folders, and the batches drawn from them;
-//! - [`training`]: the [`Trainer`] and the training loop, with its [`training::checkpoint`]
-//!   (the run state and exact resume), [`training::ema`], [`training::log`] and
-//!   [`training::plot`] (Adam, the seeded initialisation and atomic
-//!   writes are the `workbench` crate's, shared with `toy2d`);
-//! - [`load`]: a trained network from a run folder or a bare weights file, with its parameters;
+//! - [`measure`]: sets of images (or saved statistics) measured with a feature network of the
+//!   `quality` crate, for the FID, the Inception score and class histograms;
 //! - [`sampling`]: annealed Langevin sampling from any noise-conditional score on images,
 //!   [`sampling::inpaint`], [`sampling::images`] (grids and GIFs);
+//! - [`training`]: the [`Trainer`] and the training loop, with its [`training::checkpoint`]
+//!   (the run state and exact resume), [`training::ema`], [`training::fid`] (the FID of samples
+//!   every `fid_every` steps), [`training::log`] and [`training::plot`] (Adam, the seeded
+//!   initialisation and atomic writes are the `workbench` crate's, shared with `toy2d`);
+//! - [`load`]: a trained network from a run folder or a bare weights file, with its parameters;
 //! - [`cli`]: the `ncsn` command line; [`progress`]: how a command reports progress;
 //!   [`limits`]: what a command will need, checked against the machine's memory first;
 //!   [`bench`](mod@bench): the speed of training and sampling steps; [`device_check`]: a device's
@@ -128,6 +130,7 @@ mod error;
 pub mod fsutil;
 pub mod limits;
 pub mod load;
+pub mod measure;
 pub mod model;
 pub mod progress;
 pub mod sampling;

@@ -13,6 +13,7 @@ use langevin::{Snapshot, StepConvention};
 use crate::error::{Error, Result};
 use crate::fsutil::{prepare_output_dir, write_safetensors};
 use crate::load::{is_weights_file, load_model, LoadedModel};
+use crate::measure::{measure, quantize, read_source, Metric, Part, SetSummary, Source, DEFAULT_BATCH};
 use crate::model::ModelConfig;
 use crate::progress::Progress;
 use crate::sampling::images::{grid, save_gif, save_png, to_rgb_images, Figure};
@@ -53,17 +54,20 @@ pub struct ChainArgs {
     /// Chains per network batch (results depend on the seed and on this)
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
-    /// Base step size eps: the step at level i is eps * sigma_i^2 / sigma_L^2
-    #[arg(long, default_value_t = 2e-5)]
-    pub eps: f64,
-    /// Langevin steps per noise level (T; the paper's is 100)
-    #[arg(long, default_value_t = 100)]
-    pub steps_per_level: usize,
+    /// Base step size eps: the step at level i is eps * sigma_i^2 / sigma_L^2 [default: the run's
+    /// sample_eps; 2e-5, the paper's, for a weights file]
+    #[arg(long)]
+    pub eps: Option<f64>,
+    /// Langevin steps per noise level (T) [default: the run's sample_steps_per_level; 100, the
+    /// paper's, for a weights file]
+    #[arg(long)]
+    pub steps_per_level: Option<usize>,
     /// Update form that eps refers to: `paper` (x + eps_i/2 s + sqrt(eps_i) z) or `reference`
     /// (the reference code's x + eps_i s + sqrt(2 eps_i) z)
     #[arg(long, default_value = "paper")]
     pub step_convention: String,
-    /// End with the denoising step x <- x + sigma_L^2 s(x, sigma_L)
+    /// End with the denoising step x <- x + sigma_L^2 s(x, sigma_L) (also on when the run's
+    /// sample_denoise is true)
     #[arg(long)]
     pub denoise: bool,
     /// Keep the chains every K steps: a grid per snapshot, an overview and an animated GIF
@@ -78,7 +82,10 @@ pub struct ChainArgs {
 }
 
 impl ChainArgs {
-    fn config(&self, n: usize) -> Result<SampleConfig> {
+    /// The sampler's settings for `n` chains: the flags, else the run's sampler settings (`run`,
+    /// the configuration of a run folder), else the paper's.
+    fn config(&self, n: usize, run: Option<&crate::TrainConfig>) -> Result<SampleConfig> {
+        let paper = SampleConfig::default();
         if self.scale == 0 {
             return Err(Error::config(
                 "scale",
@@ -95,10 +102,13 @@ impl ChainArgs {
             n,
             batch_size: self.batch_size,
             seed: self.seed,
-            eps: self.eps,
-            steps_per_level: self.steps_per_level,
+            eps: self.eps.or(run.map(|r| r.sample_eps)).unwrap_or(paper.eps),
+            steps_per_level: self
+                .steps_per_level
+                .or(run.map(|r| r.sample_steps_per_level))
+                .unwrap_or(paper.steps_per_level),
             convention,
-            denoise: self.denoise,
+            denoise: self.denoise || run.is_some_and(|r| r.sample_denoise),
             snapshot_every: self.snapshots,
         };
         config.validate()?;
@@ -114,6 +124,19 @@ pub struct SampleArgs {
     /// Number of images
     #[arg(long, default_value_t = 64)]
     pub n: usize,
+    /// Measure the samples: their FID against the run's training images (or --fid-reference) and
+    /// their class histogram (MNIST classifier, 28x28 grayscale models) or Inception score
+    /// (--inception); written to fid.json
+    #[arg(long)]
+    pub fid: bool,
+    /// The reference of --fid: images in any form `ncsn fid` reads, or statistics saved by `ncsn
+    /// fid --save-stats` [default: the run's training images]
+    #[arg(long, value_name = "PATH", requires = "fid")]
+    pub fid_reference: Option<PathBuf>,
+    /// Measure --fid with Inception-v3 (weights converted by scripts/convert_inception_weights.py)
+    /// instead of the MNIST classifier
+    #[arg(long, value_name = "FILE", requires = "fid")]
+    pub inception: Option<PathBuf>,
     #[command(flatten)]
     pub chain: ChainArgs,
 }
@@ -266,8 +289,14 @@ fn describe(loaded: &LoadedModel, weights: &str, args: &ModelArgs) -> String {
 /// `ncsn sample`: writes `samples.png` and `samples.safetensors` (the unclamped tensor
 /// `samples`), and with `--snapshots K` the folder `snapshots/`, `chain.png` and `chain.gif`.
 pub fn run_sample(args: &SampleArgs) -> Result<()> {
-    let config = args.chain.config(args.n)?;
     let (loaded, device) = load(&args.model)?;
+    let config = args.chain.config(args.n, loaded.run.as_ref())?;
+    // The metric and its reference first: a wrong flag should not cost a sampling run.
+    let fid = if args.fid {
+        Some(FidSetup::new(args, &loaded, &device)?)
+    } else {
+        None
+    };
     let (net, weights) = loaded.score_net(args.model.no_ema)?;
     let side = (config.n as f64).sqrt().ceil() as usize;
     check_sizes(
@@ -304,7 +333,100 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
         out.join("samples.png").display(),
         loaded.sigmas.len() * config.steps_per_level + usize::from(config.denoise)
     );
+    if let Some(fid) = fid {
+        fid.report(samples, &device, &out.join("fid.json"))?;
+    }
     Ok(())
+}
+
+/// What `ncsn sample --fid` measures with, and against what: prepared before sampling.
+struct FidSetup {
+    metric: Metric,
+    net: Box<dyn quality::FeatureNetwork>,
+    reference: quality::features::FeatureStats,
+    reference_source: String,
+}
+
+impl FidSetup {
+    fn new(args: &SampleArgs, loaded: &LoadedModel, device: &Device) -> Result<Self> {
+        let m = loaded.config();
+        let metric = match &args.inception {
+            Some(path) => Metric::Inception(path.clone()),
+            None if (m.channels, m.image_size) == (1, 28) => Metric::Mnist,
+            None => {
+                return Err(Error::config(
+                    "inception",
+                    format!(
+                        "--fid on {}x{}x{} images needs Inception-v3: give --inception FILE (the MNIST classifier \
+                         measures 28x28 grayscale digits only)",
+                        m.channels, m.image_size, m.image_size
+                    ),
+                ))
+            }
+        };
+        let net = metric.open(device)?;
+        net.check_dims((m.channels, m.image_size, m.image_size))?;
+        let (reference, reference_source) = match &args.fid_reference {
+            Some(path) => {
+                let stats = match read_source(path, Part::All, 0.0)? {
+                    Source::Stats(stats) => stats,
+                    Source::Images(images) => {
+                        measure(&images, net.as_ref(), DEFAULT_BATCH, device, Progress::for_stderr(), &path.display().to_string())?
+                            .stats
+                    }
+                };
+                (stats, path.display().to_string())
+            }
+            None => {
+                let run = match &loaded.run {
+                    Some(run) => run.clone(),
+                    None if metric == Metric::Mnist => crate::TrainConfig::mnist(),
+                    None => {
+                        return Err(Error::config(
+                            "fid_reference",
+                            "a bare weights file does not say which images it was trained on: give --fid-reference \
+                             (images, or statistics saved by `ncsn fid --save-stats`)",
+                        ))
+                    }
+                };
+                let stats = crate::measure::training_reference(&run, net.as_ref(), device, Progress::for_stderr())?;
+                (stats, "the run's training images".to_string())
+            }
+        };
+        Ok(Self {
+            metric,
+            net,
+            reference,
+            reference_source,
+        })
+    }
+
+    /// Measures `samples`, prints the FID and the summary, and writes them to `path` as JSON.
+    fn report(&self, samples: &Tensor, device: &Device, path: &Path) -> Result<()> {
+        let images = quantize(samples)?;
+        let m = measure(&images, self.net.as_ref(), DEFAULT_BATCH, device, Progress::for_stderr(), "samples")?;
+        let fid = quality::frechet::frechet_distance(&m.stats, &self.reference)?;
+        let summary = SetSummary::new("samples", &m, &self.metric, quality::inception_score::SPLITS)?;
+        println!("{summary}");
+        println!(
+            "FID {fid:.4} ({} features; {} samples against {} images of {})",
+            self.metric.short_name(),
+            m.stats.count,
+            self.reference.count,
+            self.reference_source
+        );
+        let json = serde_json::json!({
+            "metric": self.metric.short_name(),
+            "network": self.net.name(),
+            "fid": fid,
+            "samples": summary,
+            "reference": { "source": self.reference_source, "count": self.reference.count },
+        });
+        let text = serde_json::to_string_pretty(&json).map_err(|e| Error::output(path, e.to_string()))?;
+        crate::fsutil::write_atomic(path, format!("{text}\n").as_bytes())?;
+        eprintln!("wrote {}", path.display());
+        Ok(())
+    }
 }
 
 /// A snapshot's caption: its step and noise level.
@@ -419,7 +541,9 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
         None => inpaint::load_image_files(&args.image, channels, image_size, &device)?,
     };
     let n_images = observed.dim(0)?;
-    let config = args.chain.config(n_images.saturating_mul(args.per_image))?;
+    let config = args
+        .chain
+        .config(n_images.saturating_mul(args.per_image), loaded.run.as_ref())?;
     check_sizes(
         loaded.config(),
         &config,

@@ -5,7 +5,8 @@
 //! - [`train`]: `ncsn train` (a new run, or `--resume`);
 //! - [`chains`]: `ncsn sample` and `ncsn inpaint`;
 //! - [`bench`](mod@bench): `ncsn bench`;
-//! - [`check_device`]: `ncsn check-device`.
+//! - [`check_device`]: `ncsn check-device`;
+//! - [`fid`]: `ncsn fid`.
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -13,6 +14,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod chains;
 pub mod check_device;
+pub mod fid;
 pub mod train;
 
 #[derive(Parser)]
@@ -51,6 +53,10 @@ enum Command {
     /// Check a device (a GPU) against the CPU and PyTorch on the committed reference fixture:
     /// forward pass, DSM loss and gradients, each with its tolerance; non-zero exit on a failure
     CheckDevice(check_device::CheckDeviceArgs),
+    /// Measure sample quality: the FID between two sets of images (samples, MNIST, CIFAR-10, an
+    /// image folder, or saved statistics) with the MNIST classifier (--mnist) or Inception-v3
+    /// (--inception FILE), and each set's class histogram or Inception score
+    Fid(fid::FidArgs),
 }
 
 /// Parses the command line and runs the subcommand; an error is printed on stderr.
@@ -62,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Inpaint(args) => chains::run_inpaint(&args),
         Command::Bench(args) => bench::run_bench_command(&args),
         Command::CheckDevice(args) => check_device::run_check_device(&args),
+        Command::Fid(args) => fid::run_fid(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ pub struct TrainArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Continue the run in this folder (or of this checkpoint.json); only --steps, --snapshot-every,
-    /// --log-every, --test-every may change
+    /// --log-every, --test-every, the sampler (--sample-*) and --fid-every, --fid-samples may change
     #[arg(long)]
     resume: Option<PathBuf>,
     /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`)

@@ -115,6 +115,12 @@ impl ImageSet {
         }
         ImageSet { pixels, ..*self }
     }
+    /// The images as `(N, C, H, W)` values `byte / 255` in `[0, 1]`.
+    pub fn to_tensor(&self, device: &candle_core::Device) -> Result<candle_core::Tensor> {
+        let values: Vec<f32> = self.pixels.iter().map(|&b| f32::from(b) / 255.0).collect();
+        let (c, h, w) = self.dims();
+        Ok(candle_core::Tensor::from_vec(values, (self.len(), c, h, w), device)?)
+    }
     /// Appends the images of `other` (same dimensions).
     pub fn append(&mut self, other: &ImageSet) -> bool {
         if other.dims() != self.dims() {

@@ -193,7 +193,7 @@ pub fn load_image_files(paths: &[PathBuf], channels: usize, size: usize, device:
     }
     let set = ImageSet::new(pixels, channels, size, size)
         .ok_or_else(|| Error::config("image", "expected at least one --image file"))?;
-    to_tensor(&set, device)
+    set.to_tensor(device)
 }
 
 /// The first `n` images of a data set as `train` takes it (CIFAR-10 folder: its test batch;
@@ -241,16 +241,7 @@ pub fn load_dataset_images(
             format!("holds {} images, fewer than the {n} asked for (--n)", set.len()),
         ));
     }
-    to_tensor(&set.select(&(0..n).collect::<Vec<_>>()), device)
-}
-
-/// Bytes to `[N, C, H, W]` values `byte / 255` in `[0, 1]`.
-pub fn to_tensor(set: &ImageSet, device: &Device) -> Result<Tensor> {
-    let (c, h, w) = set.dims();
-    let values: Vec<f32> = (0..set.len())
-        .flat_map(|i| set.image(i).iter().map(|&b| f32::from(b) / 255.0))
-        .collect();
-    Ok(Tensor::from_vec(values, (set.len(), c, h, w), device)?)
+    set.select(&(0..n).collect::<Vec<_>>()).to_tensor(device)
 }
 
 /// The observed part of each image, the unobserved pixels shown mid-grey (for display).

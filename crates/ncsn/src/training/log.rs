@@ -1,5 +1,6 @@
 //! The training log: one CSV row per logged step, for the training loss (mean since the
-//! previous row) and the test loss (one test batch), overall and per noise level.
+//! previous row) and the test loss (one test batch), overall and per noise level, and with
+//! `fid_every` the FID of samples (split `fid`: the `loss` column holds the FID).
 //!
 //! ```text
 //! step,split,loss,images_per_s,loss_sigma=1.0000,...,loss_sigma=0.0100
@@ -22,6 +23,8 @@ pub enum Split {
     Train,
     /// A test batch.
     Test,
+    /// The FID of samples against the training images (`fid_every`), in the `loss` column.
+    Fid,
 }
 
 impl Split {
@@ -29,6 +32,7 @@ impl Split {
         match self {
             Split::Train => "train",
             Split::Test => "test",
+            Split::Fid => "fid",
         }
     }
 }
@@ -78,6 +82,7 @@ impl LogRow {
             split: match cells[1] {
                 "train" => Split::Train,
                 "test" => Split::Test,
+                "fid" => Split::Fid,
                 _ => return None,
             },
             loss: cells[2].parse().ok()?,
@@ -204,6 +209,7 @@ mod tests {
             (10, Split::Train),
             (20, Split::Train),
             (20, Split::Test),
+            (20, Split::Fid),
             (30, Split::Train),
         ] {
             log.push(row(s, split, 0.1 + s as f64 / 7.0)).unwrap();
@@ -216,9 +222,9 @@ mod tests {
             .write_all(b"40,tra")
             .unwrap();
         let resumed = LossLog::resume(&path, &sigmas, 20).unwrap();
-        assert_eq!(resumed.rows(), &log.rows()[..3], "values parse back exactly");
+        assert_eq!(resumed.rows(), &log.rows()[..4], "values parse back exactly");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 4, "{text}");
+        assert_eq!(text.lines().count(), 5, "{text}");
         assert!(text.starts_with("step,split,loss,images_per_s,loss_sigma=1.0000,loss_sigma=0.1000\n"));
         let err = LossLog::resume(&path, &[2.0, 0.1], 20).unwrap_err().to_string();
         assert!(err.contains("loss.csv"), "{err}");

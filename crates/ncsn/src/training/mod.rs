@@ -17,9 +17,11 @@
 //!
 //! - [`checkpoint`]: the run state and the files of a checkpoint (one save, one read);
 //! - [`ema`]: the moving average of the weights;
-//! - [`log`], [`plot`]: `loss.csv` and `loss.png`.
+//! - [`fid`]: the FID of samples every `fid_every` steps;
+//! - [`log`], [`plot`]: `loss.csv` and `loss.png` (losses, and the FID when it is measured).
 pub mod checkpoint;
 pub mod ema;
+pub mod fid;
 pub mod log;
 pub mod plot;
 
@@ -258,6 +260,16 @@ impl Trainer {
     pub fn sigmas(&self) -> &[f64] {
         &self.state.sigmas
     }
+    /// The device the run trains on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The EMA weights as named tensors `ema.<param>`, when the run keeps an EMA.
+    pub fn ema_tensors(&self) -> Option<std::collections::HashMap<String, Tensor>> {
+        self.ema.as_ref().map(|ema| ema.state_tensors().into_iter().collect())
+    }
+
     /// The model's variables, the parameters Adam updates.
     pub fn varmap(&self) -> &VarMap {
         &self.varmap
@@ -508,6 +520,17 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
     let mut interval_images = 0usize;
     let mut last_rate = 0.0;
     let mut checkpoint = dir.join(checkpoint::CHECKPOINT_JSON);
+    let fid_every = trainer.config().fid_every;
+    let probe = if fid_every > 0 && start_step < total {
+        announce(format!(
+            "measuring the training images for the FID of {} samples every {fid_every} steps",
+            trainer.config().fid_samples
+        ));
+        Some(fid::FidProbe::new(trainer.config(), trainer.device())?)
+    } else {
+        None
+    };
+    let levels = trainer.sigmas().len();
     while trainer.step() < total {
         let loss = trainer.train_step()?;
         let step = trainer.step();
@@ -546,6 +569,28 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
                 })?;
             }
             plot_or_warn(log.rows(), trainer.sigmas(), &title, &dir.join(LOSS_PNG), &announce);
+        }
+        if let Some(probe) = probe.as_ref().filter(|_| step.is_multiple_of(fid_every)) {
+            // A failed measurement (e.g. chains that diverged this early) is a warning: training goes on.
+            match probe.evaluate(trainer) {
+                Ok(point) => {
+                    announce(format!(
+                        "step {step:>7}  FID {:.3} ({} samples, {:.0}% confident digits)",
+                        point.fid,
+                        trainer.config().fid_samples,
+                        100.0 * point.confident_share
+                    ));
+                    log.push(LogRow {
+                        step,
+                        split: Split::Fid,
+                        loss: point.fid,
+                        images_per_s: None,
+                        per_level: vec![None; levels],
+                    })?;
+                    plot_or_warn(log.rows(), trainer.sigmas(), &title, &dir.join(LOSS_PNG), &announce);
+                }
+                Err(e) => announce(format!("step {step:>7}  warning: no FID this time: {e}")),
+            }
         }
         if step.is_multiple_of(trainer.config().snapshot_every) || step == total {
             checkpoint = trainer.save(&dir)?;

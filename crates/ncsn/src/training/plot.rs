@@ -1,5 +1,6 @@
 //! The loss figure of a run (`loss.png`): left, the DSM loss on training and test batches
-//! against the step; right, the training loss at each noise level. Both on a log scale.
+//! against the step (and below it, when the run measures it, the FID of samples); right, the
+//! training loss at each noise level.
 use std::path::Path;
 
 use plotters::prelude::*;
@@ -32,6 +33,17 @@ fn draw(buf: &mut [u8], rows: &[LogRow], sigmas: &[f64], title: &str) -> DrawRes
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 22))?;
     let (left, right) = root.split_horizontally(SIZE.0 / 2);
+    let fid: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r.split == Split::Fid && r.loss.is_finite())
+        .map(|r| (r.step as f64, r.loss))
+        .collect();
+    let (left, fid_area) = if fid.is_empty() {
+        (left, None)
+    } else {
+        let (top, bottom) = left.split_vertically((SIZE.1 - 40) / 2 + 20);
+        (top, Some(bottom))
+    };
     // The per-level panel keeps a strip on its right for its legend (one entry per sigma).
     let (right, legend) = right.split_horizontally(SIZE.0 / 2 - 120);
 
@@ -53,7 +65,7 @@ fn draw(buf: &mut [u8], rows: &[LogRow], sigmas: &[f64], title: &str) -> DrawRes
         })
         .collect();
 
-    let x_max = train.iter().chain(&test).map(|p| p.0).fold(1.0f64, f64::max);
+    let x_max = train.iter().chain(&test).chain(&fid).map(|p| p.0).fold(1.0f64, f64::max);
     // Linear axes from 0: the loss starts near 1/2 D (the noise itself) and falls a few-fold.
     let y_max = |pts: &mut dyn Iterator<Item = f64>| pts.fold(0.0f64, f64::max).max(1e-6) * 1.05;
     let step_label = |x: &f64| format!("{x:.0}");
@@ -92,6 +104,28 @@ fn draw(buf: &mut [u8], rows: &[LogRow], sigmas: &[f64], title: &str) -> DrawRes
         .label_font(("sans-serif", 14))
         .position(SeriesLabelPosition::LowerLeft)
         .draw()?;
+
+    // Below: the FID of samples (lower is better).
+    if let Some(area) = fid_area {
+        let green = RGBColor(44, 160, 44);
+        let top = y_max(&mut fid.iter().map(|p| p.1));
+        let mut chart = ChartBuilder::on(&area)
+            .caption("FID of samples (MNIST classifier features)", ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..x_max, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("training step")
+            .y_desc("FID")
+            .x_label_formatter(&step_label)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .draw()?;
+        chart.draw_series(LineSeries::new(fid.iter().copied(), green.stroke_width(2)))?;
+        chart.draw_series(fid.iter().map(|&p| Circle::new(p, 3, green.filled())))?;
+    }
 
     // Right: training loss per noise level.
     let top = y_max(&mut per_level.iter().flatten().map(|p| p.1));

@@ -1,0 +1,84 @@
+//! Sample quality during training (`fid_every`): every N steps, draw `fid_samples` images with
+//! the run's sampler (`sample_eps`, `sample_steps_per_level`, `sample_denoise`) from the weights
+//! `ncsn sample` would use (the EMA when the run keeps one), and log their FID against the
+//! training images in the MNIST classifier's features, so that a run shows its quality over
+//! time and not only its loss.
+//!
+//! The chains draw from their own seeded stream, the same at every evaluation (so the curve
+//! follows the model, not the noise), and never from the training generator: a run with
+//! `fid_every` trains exactly as one without.
+use candle_core::{DType, Device};
+use langevin::StepConvention;
+use quality::features::FeatureStats;
+use quality::FeatureNetwork;
+
+use crate::error::Result;
+use crate::measure::{measure, quantize, Metric, DEFAULT_BATCH};
+use crate::model::{build_model, ScoreNet};
+use crate::progress::Progress;
+use crate::sampling::{sample, SampleConfig};
+use crate::training::Trainer;
+use crate::TrainConfig;
+
+/// Stream of the run's seed that the FID's chains draw from.
+const FID_STREAM: u64 = u64::MAX - 2;
+
+/// The classifier and the training images' statistics, made once per run.
+pub struct FidProbe {
+    net: Box<dyn FeatureNetwork>,
+    reference: FeatureStats,
+}
+
+/// One evaluation: the FID and what the classifier says of the samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FidPoint {
+    /// FID of the samples against the training images.
+    pub fid: f64,
+    /// Share of samples whose top-class probability is at least [`crate::measure::CONFIDENT`].
+    pub confident_share: f64,
+}
+
+impl FidProbe {
+    /// Opens the MNIST classifier and measures the run's training images.
+    pub fn new(config: &TrainConfig, device: &Device) -> Result<Self> {
+        let net = Metric::Mnist.open(device)?;
+        let reference = crate::measure::training_reference(config, net.as_ref(), device, Progress::Quiet)?;
+        Ok(Self { net, reference })
+    }
+
+    /// Samples from `trainer`'s current weights (its EMA when it keeps one) and measures them.
+    pub fn evaluate(&self, trainer: &Trainer) -> Result<FidPoint> {
+        let config = trainer.config();
+        let sampler = SampleConfig {
+            n: config.fid_samples,
+            batch_size: config.fid_samples.min(DEFAULT_BATCH.max(config.batch_size)),
+            seed: config.seed.wrapping_add(FID_STREAM),
+            eps: config.sample_eps,
+            steps_per_level: config.sample_steps_per_level,
+            convention: StepConvention::Paper,
+            denoise: config.sample_denoise,
+            snapshot_every: None,
+        };
+        let device = trainer.device();
+        let ema_model = match trainer.ema_tensors() {
+            Some(tensors) => {
+                let (vars, model) = build_model(&config.model_config(), DType::F32, device, None)?;
+                let named = workbench::vars::named_vars(&vars);
+                workbench::vars::load_named(&named, &tensors, "ema.")?;
+                Some(model)
+            }
+            None => None,
+        };
+        let model = ema_model.as_ref().unwrap_or(trainer.model());
+        let score = ScoreNet::new(model, trainer.sigmas())?;
+        let samples = sample(&score, score.image_dims(), &sampler, device, Progress::Quiet)?.samples;
+        let images = quantize(&samples)?;
+        let m = measure(&images, self.net.as_ref(), DEFAULT_BATCH, device, Progress::Quiet, "samples")?;
+        let fid = quality::frechet::frechet_distance(&m.stats, &self.reference)?;
+        let classes = quality::classes::ClassSummary::from_logits(&m.logits, m.classes)?;
+        Ok(FidPoint {
+            fid,
+            confident_share: classes.confident_share(crate::measure::CONFIDENT),
+        })
+    }
+}
