@@ -27,7 +27,7 @@ impl ClassSummary {
     /// length that is not whole rows, no samples ([`Error::Shape`]); non-finite logits
     /// ([`Error::NonFinite`]).
     pub fn from_logits(logits: &[f32], k: usize) -> Result<Self> {
-        if k == 0 || logits.len() % k != 0 || logits.is_empty() {
+        if k == 0 || !logits.len().is_multiple_of(k) || logits.is_empty() {
             return Err(Error::Shape(format!(
                 "class summary: {} logits are not one or more rows of {k} classes",
                 logits.len()

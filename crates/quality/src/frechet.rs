@@ -205,6 +205,7 @@ mod tests {
         let want = closed_form(&mu1, &mu2, &a, &b);
         // Eigenvectors of a diagonal matrix are exact; the only error is rounding in sums of 16
         // terms of size ~3: 1e-12 relative leaves a wide margin.
+        eprintln!("diagonal d=16: relative {:.1e}", (got - want).abs() / want);
         assert!((got - want).abs() <= 1e-12 * want, "{got} vs {want}");
     }
 
@@ -221,6 +222,7 @@ mod tests {
         // difference of traces ~130, so 1e-6 relative (the tolerance asked of the scipy
         // comparison) holds with orders of magnitude to spare.
         let rel = (got - want).abs() / want;
+        eprintln!("commuting d=64: {got} vs closed form {want}, relative {rel:.1e}");
         assert!(rel <= 1e-6, "{got} vs {want}: {rel:e}");
     }
 
@@ -241,6 +243,7 @@ mod tests {
         // FID of a set's statistics against the same statistics: 0, up to the rounding of
         // tr(S) + tr(S) - 2 sum sqrt(eig(S^2)) (~d eps tr(S)); the bound 1e-9 tr(S) is loose.
         let zero = frechet_distance(&s, &s).unwrap();
+        eprintln!("self distance {zero:.1e} = {:.1e} tr(S)", zero / s.trace());
         assert!(zero.abs() <= 1e-9 * s.trace(), "{zero:e} vs tr {}", s.trace());
         // The same features summarised again, in other batches: the same statistics, distance 0.
         let mut acc = crate::features::FeatureAccumulator::new(d, "net");
@@ -262,7 +265,34 @@ mod tests {
             frechet_distance(&s, &other).unwrap(),
             frechet_distance(&other, &s).unwrap(),
         );
+        eprintln!("d(a,b) = {ab}, d(b,a) - d(a,b) = {:.1e} relative", (ba - ab) / ab);
         assert!(ab > 1.0 && (ab - ba).abs() <= 1e-10 * ab, "{ab} vs {ba}");
+    }
+
+    /// Timing at the size of the FID (d = 2048): `cargo test -p quality -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn timing_at_inception_size() {
+        let (n, d) = (2560, 2048);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let rows: Vec<f32> = (0..n * d).map(|_| rng.random_range(0.0f32..1.0)).collect();
+        let t = std::time::Instant::now();
+        let mut acc = crate::features::FeatureAccumulator::new(d, "net");
+        for chunk in rows.chunks(256 * d) {
+            acc.add_rows(chunk, 256).unwrap();
+        }
+        let mut a = acc.finish().unwrap();
+        let accumulate = t.elapsed().as_secs_f64();
+        a.count = 50_000; // only the matrices matter for the timing
+        let mut b = a.clone();
+        b.sigma.iter_mut().step_by(d + 1).for_each(|v| *v *= 1.1);
+        let t = std::time::Instant::now();
+        let fid = frechet_distance(&a, &b).unwrap();
+        eprintln!(
+            "d={d}: {n} rows accumulated in {accumulate:.2} s ({:.1} ms/row), distance {fid:.4e} in {:.2} s",
+            1e3 * accumulate / n as f64,
+            t.elapsed().as_secs_f64()
+        );
     }
 
     #[test]

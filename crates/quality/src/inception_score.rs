@@ -21,7 +21,7 @@ pub const DEFAULT_SPLITS: usize = 10;
 /// Errors: `k == 0` or a length that is not whole rows ([`Error::Shape`]), fewer samples than
 /// parts or `splits == 0` ([`Error::Shape`]), NaN or infinite logits ([`Error::NonFinite`]).
 pub fn inception_score(logits: &[f32], k: usize, splits: usize) -> Result<(f64, f64)> {
-    if k == 0 || logits.len() % k != 0 {
+    if k == 0 || !logits.len().is_multiple_of(k) {
         return Err(Error::Shape(format!(
             "Inception score: {} logits are not whole rows of {k} classes",
             logits.len()
