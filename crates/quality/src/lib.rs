@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+pub mod classes;
 mod error;
 pub mod features;
 pub mod frechet;
@@ -6,7 +7,11 @@ pub mod inception;
 pub mod inception_score;
 pub mod mnist;
 
+pub use classes::ClassSummary;
 pub use error::{Error, Result};
+pub use features::{FeatureAccumulator, FeatureStats};
+pub use frechet::frechet_distance;
+pub use inception_score::inception_score;
 
 use candle_core::Tensor;
 
