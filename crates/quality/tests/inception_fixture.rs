@@ -7,11 +7,12 @@
 //!
 //! Tolerance, per image: `max_j |ours_j - ref_j| <= 1e-4 * max_j |ref_j|`, for the 2048 pool
 //! features and for the 1008 logits. The reference carries no float32 rounding; ours is f32
-//! through 48 convolutions (sums of up to 3,456 products), batch norms, pools and the resize.
-//! PyTorch's own float32 run is 7e-7 from the reference by that measure (the fixture's metadata
-//! records it); 1e-4 leaves room for other summation orders, while an error in the network (a
-//! pool, a padding, a resize convention, a swapped branch) moves the features by more than 1e-3
-//! of their scale: the fixture's images differ among themselves by about 3e-2 of it.
+//! through 48 convolutions (sums of up to 3,456 products), batch norms, pools and the resize,
+//! so it differs by rounding only: about 5e-7 by that measure, as PyTorch's own float32 run
+//! (7e-7; the fixture's metadata records it). 1e-4 leaves room for other summation orders and
+//! devices, and stays far below what a wrong network gives: a border-counting average pool moves
+//! the features by 4e-2 of their scale, an `align_corners = true` resize by 1e-2, an average
+//! pool in `Mixed_7c` by 0.25 (each tried once by editing the model).
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,10 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use quality::{Error, FeatureNetwork, InceptionV3};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/inception_random.safetensors");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/inception_random.safetensors"
+);
 const FORMULA: &str = "inception-fill-v1";
 const TOLERANCE: f32 = 1e-4;
 
@@ -27,7 +31,9 @@ const TOLERANCE: f32 = 1e-4;
 
 /// FNV-1a, 64 bits, of `bytes`.
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The splitmix64 finaliser.
@@ -71,7 +77,8 @@ fn formula(name: &str, dims: &[usize]) -> Vec<f32> {
 fn fill(varmap: &VarMap) {
     for (name, var) in workbench::vars::named_vars(varmap) {
         let values = formula(&name, var.dims());
-        var.set(&Tensor::from_vec(values, var.dims(), var.device()).unwrap()).unwrap();
+        var.set(&Tensor::from_vec(values, var.dims(), var.device()).unwrap())
+            .unwrap();
     }
 }
 
@@ -95,7 +102,11 @@ fn fixture() -> Fixture {
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let metadata = meta.metadata().clone().expect("the fixture has metadata");
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
-    assert_eq!(metadata.get("formula").map(String::as_str), Some(FORMULA), "regenerate the fixture or update the formula");
+    assert_eq!(
+        metadata.get("formula").map(String::as_str),
+        Some(FORMULA),
+        "regenerate the fixture or update the formula"
+    );
     Fixture { tensors, metadata }
 }
 
@@ -125,7 +136,10 @@ fn check_batch(model: &InceptionV3, fx: &Fixture, key: &str) -> (f32, f32) {
     let pool_err = relative_errors(&pool, &fx.tensors[&format!("{key}_pool")]);
     let logit_err = relative_errors(&logits, &fx.tensors[&format!("{key}_logits")]);
     for (i, (p, l)) in pool_err.iter().zip(&logit_err).enumerate() {
-        assert!(*p <= TOLERANCE, "{key} image {i}: pool features off by {p:e} of their scale");
+        assert!(
+            *p <= TOLERANCE,
+            "{key} image {i}: pool features off by {p:e} of their scale"
+        );
         assert!(*l <= TOLERANCE, "{key} image {i}: logits off by {l:e} of their scale");
     }
     let worst = |v: &[f32]| v.iter().cloned().fold(0f32, f32::max);
@@ -138,7 +152,12 @@ fn parameters_are_exactly_pytorch_fids_state_dict() {
     let (_, varmap) = formula_model();
     let mut ours: Vec<String> = workbench::vars::named_vars(&varmap)
         .into_iter()
-        .map(|(name, var)| format!("{name} {}", var.dims().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" ")))
+        .map(|(name, var)| {
+            format!(
+                "{name} {}",
+                var.dims().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" ")
+            )
+        })
         .collect();
     let mut theirs: Vec<String> = fx.metadata["state_dict"].lines().map(str::to_string).collect();
     ours.sort();
@@ -189,7 +208,10 @@ fn loads_a_converted_file_ignoring_extra_tensors() {
     // What the converter drops, and a stray tensor: both ignored.
     let count = Tensor::new(&[0i64], &Device::Cpu).unwrap().reshape(()).unwrap();
     tensors.insert("Mixed_5b.branch1x1.bn.num_batches_tracked".into(), count);
-    tensors.insert("AuxLogits.fc.weight".into(), Tensor::zeros((1008, 768), DType::F32, &Device::Cpu).unwrap());
+    tensors.insert(
+        "AuxLogits.fc.weight".into(),
+        Tensor::zeros((1008, 768), DType::F32, &Device::Cpu).unwrap(),
+    );
     let (_, model) = load_from("complete", &tensors);
     let model = model.unwrap();
     check_batch(&model, &fx, "gray");
@@ -207,10 +229,18 @@ fn message(result: quality::Result<InceptionV3>) -> String {
 fn refuses_a_tensor_of_another_shape_naming_it_and_both_shapes() {
     let mut tensors = formula_tensors();
     let name = "Mixed_6c.branch7x7_2.conv.weight"; // [160, 160, 1, 7]; stored as the 7x1 kernel
-    tensors.insert(name.into(), Tensor::zeros((160, 160, 7, 1), DType::F32, &Device::Cpu).unwrap());
+    tensors.insert(
+        name.into(),
+        Tensor::zeros((160, 160, 7, 1), DType::F32, &Device::Cpu).unwrap(),
+    );
     let (path, result) = load_from("shape", &tensors);
     let msg = message(result);
-    for part in [&path.display().to_string(), name, "[160, 160, 7, 1]", "[160, 160, 1, 7]"] {
+    for part in [
+        &path.display().to_string(),
+        name,
+        "[160, 160, 7, 1]",
+        "[160, 160, 1, 7]",
+    ] {
         assert!(msg.contains(part), "{msg:?} does not name {part:?}");
     }
 }
@@ -222,7 +252,10 @@ fn refuses_a_missing_tensor_naming_it() {
     tensors.remove(name);
     let (path, result) = load_from("missing", &tensors);
     let msg = message(result);
-    assert!(msg.contains(&path.display().to_string()) && msg.contains(name), "{msg:?}");
+    assert!(
+        msg.contains(&path.display().to_string()) && msg.contains(name),
+        "{msg:?}"
+    );
 }
 
 #[test]
@@ -244,12 +277,18 @@ fn refuses_a_file_that_is_not_safetensors_naming_it() {
     let result = InceptionV3::load(&path, &Device::Cpu);
     std::fs::remove_file(&path).unwrap();
     let msg = message(result);
-    assert!(msg.contains(&path.display().to_string()) && msg.contains("not a safetensors file"), "{msg:?}");
+    assert!(
+        msg.contains(&path.display().to_string()) && msg.contains("not a safetensors file"),
+        "{msg:?}"
+    );
     assert!(msg.contains("convert_inception_weights.py"), "{msg:?}");
 
     let absent = Path::new("/nonexistent/pt_inception.safetensors");
     let err = InceptionV3::load(absent, &Device::Cpu).unwrap_err();
-    assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("/nonexistent/pt_inception"), "{err}");
+    assert!(
+        matches!(err, Error::Io { .. }) && err.to_string().contains("/nonexistent/pt_inception"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -266,7 +305,10 @@ fn check_dims_takes_gray_and_rgb_of_any_size() {
         let msg = err.to_string();
         assert!(matches!(err, Error::Shape(_)), "{dims:?}: {err:?}");
         assert!(msg.contains("3 channels") && msg.contains("1 (grayscale"), "{msg}");
-        assert!(msg.contains(&format!("got {} channel(s) of {}x{}", dims.0, dims.1, dims.2)), "{msg}");
+        assert!(
+            msg.contains(&format!("got {} channel(s) of {}x{}", dims.0, dims.1, dims.2)),
+            "{msg}"
+        );
     }
     // The same check guards features_and_logits, and a tensor that is not a batch of images.
     let four = Tensor::zeros((1, 4, 8, 8), DType::F32, &Device::Cpu).unwrap();

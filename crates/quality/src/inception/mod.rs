@@ -83,9 +83,20 @@ impl InceptionV3 {
         let c = |c7, name: &str| InceptionC::new(768, c7, vb.pp(name));
         Ok(Self {
             stem: Stem::new(vb.clone())?,
-            mixed_5: [a(192, 32, "Mixed_5b")?, a(256, 64, "Mixed_5c")?, a(288, 64, "Mixed_5d")?], // -> 256, 288, 288
+            // -> 256, 288, 288 channels at 35x35
+            mixed_5: [
+                a(192, 32, "Mixed_5b")?,
+                a(256, 64, "Mixed_5c")?,
+                a(288, 64, "Mixed_5d")?,
+            ],
             mixed_6a: InceptionB::new(288, vb.pp("Mixed_6a"))?, // -> 768 x 17x17
-            mixed_6: [c(128, "Mixed_6b")?, c(160, "Mixed_6c")?, c(160, "Mixed_6d")?, c(192, "Mixed_6e")?],
+            // 768 x 17x17 each
+            mixed_6: [
+                c(128, "Mixed_6b")?,
+                c(160, "Mixed_6c")?,
+                c(160, "Mixed_6d")?,
+                c(192, "Mixed_6e")?,
+            ],
             mixed_7a: InceptionD::new(768, vb.pp("Mixed_7a"))?, // -> 1280 x 8x8
             mixed_7: [
                 InceptionE::new(1280, PoolKind::Average, vb.pp("Mixed_7b"))?, // -> 2048

@@ -82,8 +82,9 @@ mod tests {
         for (h, w) in [(1, 1), (1, 4), (2, 3), (5, 4)] {
             let v: Vec<f32> = (0..h * w).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
             let x = Tensor::from_vec(v.clone(), (1, 1, h, w), &Device::Cpu).unwrap();
-            let avg = avg_pool3_inside(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let max = max_pool3_same(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let avg = flat(avg_pool3_inside(&x).unwrap());
+            let max = flat(max_pool3_same(&x).unwrap());
             for (a, b) in avg.iter().zip(naive(&v, h, w, false)) {
                 assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{h}x{w}: {a} vs {b}");
             }

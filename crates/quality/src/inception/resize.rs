@@ -41,8 +41,10 @@ pub fn resize_bilinear(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor>
     }
     let a_w_t = matrix_t(w, out_w, x.device())?; // [W, out_w]
     let a_h_t = matrix_t(h, out_h, x.device())?; // [H, out_h]
+
     // Along the width: every row of every image times A_w^T.
     let y = x.contiguous()?.reshape((b * c * h, w))?.matmul(&a_w_t)?; // [B C H, out_w]
+
     // Along the height: make it the last axis, times A_h^T, and back.
     let y = y.reshape((b, c, h, out_w))?.transpose(2, 3)?.contiguous()?; // [B, C, out_w, H]
     let y = y.reshape((b * c * out_w, h))?.matmul(&a_h_t)?; // [B C out_w, out_h]
@@ -71,14 +73,18 @@ mod tests {
         // 1 -> 3: a constant.
         assert_eq!(interpolation_matrix(1, 3), [1.0, 1.0, 1.0]);
         // 3 -> 3: the identity.
-        assert_eq!(interpolation_matrix(3, 3), [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(
+            interpolation_matrix(3, 3),
+            [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        );
     }
 
     #[test]
     fn resizes_each_axis() {
         let dev = Device::Cpu;
         let x = Tensor::new(&[[[[0f32, 1.0], [2.0, 3.0]]]], &dev).unwrap(); // [1, 1, 2, 2]
-        let y = resize_bilinear(&x, 4, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let y = resize_bilinear(&x, 4, 2).unwrap();
+        let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(y, [0.0, 1.0, 0.5, 1.5, 1.5, 2.5, 2.0, 3.0]);
     }
 }
