@@ -192,13 +192,18 @@ fn load_from(tag: &str, tensors: &HashMap<String, Tensor>) -> (PathBuf, quality:
     (path, result)
 }
 
-/// The formula's tensors of every parameter, by name.
+/// The formula's tensors of every parameter, by name (computed once per test binary).
 fn formula_tensors() -> HashMap<String, Tensor> {
-    let (_, varmap) = formula_model();
-    workbench::vars::named_vars(&varmap)
-        .into_iter()
-        .map(|(name, var)| (name, var.as_tensor().copy().unwrap()))
-        .collect()
+    static TENSORS: std::sync::OnceLock<HashMap<String, Tensor>> = std::sync::OnceLock::new();
+    TENSORS
+        .get_or_init(|| {
+            let (_, varmap) = formula_model();
+            workbench::vars::named_vars(&varmap)
+                .into_iter()
+                .map(|(name, var)| (name, var.as_tensor().copy().unwrap()))
+                .collect()
+        })
+        .clone()
 }
 
 #[test]
