@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use quality::features::{FeatureAccumulator, FeatureStats};
 use quality::inception::InceptionV3;
 use quality::mnist::MnistClassifier;
+use quality::classes::CONFIDENT_THRESHOLD as CONFIDENT;
 use quality::FeatureNetwork;
 
 use crate::data::{self, DatasetKind, ImageSet};
@@ -269,7 +270,7 @@ pub fn measure(
     if progress == Progress::Lines {
         eprintln!("measuring {n} images of {what} with {}", net.name());
     }
-    let mut acc = FeatureAccumulator::new(net.feature_dim(), net.name());
+    let mut acc = FeatureAccumulator::new(net.feature_dim(), net.name()).named(what);
     let mut logits = Vec::new();
     let mut classes = 0;
     for start in (0..n).step_by(batch_size) {
@@ -289,10 +290,6 @@ pub fn measure(
     })
 }
 
-/// Share of confident predictions reported with the class histogram: a top-class probability
-/// of at least this.
-pub const CONFIDENT: f64 = 0.9;
-
 /// What one measured set looks like, beyond its statistics: for the MNIST metric the class
 /// histogram and the classifier's confidence (are the samples digits, and of every class?);
 /// for Inception the Inception score.
@@ -306,7 +303,7 @@ pub struct SetSummary {
     pub class_shares: Option<Vec<f64>>,
     /// Mean of the top-class probability (MNIST metric).
     pub mean_top_probability: Option<f64>,
-    /// Share of images whose top-class probability is at least [`CONFIDENT`] (MNIST metric).
+    /// Share of images whose top-class probability is at least `quality::classes::CONFIDENT_THRESHOLD` (MNIST metric).
     pub confident_share: Option<f64>,
     /// Inception score, mean and standard deviation over the splits (Inception metric, with at
     /// least as many images as splits).

@@ -11,6 +11,7 @@ pub use classes::ClassSummary;
 pub use error::{Error, Result};
 pub use features::{FeatureAccumulator, FeatureStats};
 pub use frechet::frechet_distance;
+pub use inception::InceptionV3;
 pub use inception_score::inception_score;
 
 use candle_core::Tensor;

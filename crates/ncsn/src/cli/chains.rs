@@ -406,7 +406,7 @@ impl FidSetup {
         let images = quantize(samples)?;
         let m = measure(&images, self.net.as_ref(), DEFAULT_BATCH, device, Progress::for_stderr(), "samples")?;
         let fid = quality::frechet::frechet_distance(&m.stats, &self.reference)?;
-        let summary = SetSummary::new("samples", &m, &self.metric, quality::inception_score::SPLITS)?;
+        let summary = SetSummary::new("samples", &m, &self.metric, quality::inception_score::DEFAULT_SPLITS)?;
         println!("{summary}");
         println!(
             "FID {fid:.4} ({} features; {} samples against {} images of {})",

@@ -49,7 +49,7 @@ pub struct FidArgs {
     #[arg(long, default_value_t = DEFAULT_BATCH)]
     pub batch_size: usize,
     /// Splits of the Inception score (the original's 10)
-    #[arg(long, default_value_t = quality::inception_score::SPLITS)]
+    #[arg(long, default_value_t = quality::inception_score::DEFAULT_SPLITS)]
     pub splits: usize,
     /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`)
     #[arg(long, default_value = "cpu")]
@@ -161,7 +161,12 @@ pub fn run_fid(args: &FidArgs) -> Result<()> {
         if let Some(summary) = &measured.summary {
             println!("{summary}");
         }
-        let d = quality::frechet::frechet_distance(&a.stats, &measured.stats)?;
+        let d = quality::frechet::frechet_distance_named(
+            &a.stats,
+            &args.a.display().to_string(),
+            &measured.stats,
+            &path.display().to_string(),
+        )?;
         println!(
             "FID {d:.4} ({} features; {} images of {} against {} of {})",
             metric.short_name(),

@@ -34,7 +34,7 @@ pub struct FidProbe {
 pub struct FidPoint {
     /// FID of the samples against the training images.
     pub fid: f64,
-    /// Share of samples whose top-class probability is at least [`crate::measure::CONFIDENT`].
+    /// Share of samples whose top-class probability is at least `quality::classes::CONFIDENT_THRESHOLD`.
     pub confident_share: f64,
 }
 
@@ -78,7 +78,7 @@ impl FidProbe {
         let classes = quality::classes::ClassSummary::from_logits(&m.logits, m.classes)?;
         Ok(FidPoint {
             fid,
-            confident_share: classes.confident_share(crate::measure::CONFIDENT),
+            confident_share: classes.confident_share(quality::classes::CONFIDENT_THRESHOLD),
         })
     }
 }
