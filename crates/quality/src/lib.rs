@@ -7,6 +7,7 @@ pub mod inception_score;
 pub mod mnist;
 
 pub use error::{Error, Result};
+pub use mnist::MnistClassifier;
 
 use candle_core::Tensor;
 
