@@ -28,7 +28,7 @@
 //! and tested against the held-out digits.
 //!
 //! - [`net`]: the network, loading and saving its weights, [`crate::FeatureNetwork`];
-//! - [`train`]: reproducible training from a seed (Adam, cross-entropy, random shifts).
+//! - [`train`](mod@train): reproducible training from a seed (Adam, cross-entropy, random shifts).
 pub mod net;
 pub mod train;
 

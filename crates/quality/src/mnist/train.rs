@@ -114,9 +114,9 @@ pub fn train(
     if let Some(bad) = labels.iter().find(|&&l| usize::from(l) >= CLASSES) {
         return Err(Error::Mismatch(format!("label {bad} is not a digit 0 to 9")));
     }
-    if config.epochs == 0 || config.batch_size == 0 || !(config.lr > 0.0) {
+    if config.epochs == 0 || config.batch_size == 0 || !config.lr.is_finite() || config.lr <= 0.0 {
         return Err(Error::Mismatch(format!(
-            "training settings: expected epochs > 0, batch_size > 0 and lr > 0, got {config:?}"
+            "training settings: expected epochs > 0, batch_size > 0 and a finite lr > 0, got {config:?}"
         )));
     }
     let device = images.device().clone();
