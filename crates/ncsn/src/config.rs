@@ -434,7 +434,7 @@ impl TrainConfig {
                     ),
                 ));
             }
-            let dim = quality::mnist::FEATURES;
+            let dim = quality::mnist::FEATURE_DIM;
             if self.fid_samples <= dim {
                 return Err(Error::config(
                     "fid_samples",

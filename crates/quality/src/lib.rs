@@ -13,6 +13,7 @@ pub use features::{FeatureAccumulator, FeatureStats};
 pub use frechet::frechet_distance;
 pub use inception::InceptionV3;
 pub use inception_score::inception_score;
+pub use mnist::MnistClassifier;
 
 use candle_core::Tensor;
 

@@ -2,8 +2,9 @@
 //!
 //! An images file starts with the magic number `0x00000803` (two zero bytes, type `0x08` =
 //! unsigned bytes, 3 dimensions), then three big-endian `u32`s: count, rows, columns; then
-//! `count * rows * columns` pixel bytes. (Labels files have magic `0x00000801` and are not
-//! needed for unconditional training.)
+//! `count * rows * columns` pixel bytes. A labels file starts with the magic number
+//! `0x00000801` (1 dimension), then one big-endian `u32`, the count, then `count` label bytes;
+//! unconditional training does not need them, the MNIST classifier of the `quality` crate does.
 use std::io::Read;
 use std::path::Path;
 
@@ -25,17 +26,66 @@ pub fn load_images(path: &Path) -> Result<ImageSet> {
         false,
         "an MNIST IDX images file, gzip or plain (dataset = \"mnist\")",
     )?;
+    parse_images(&read_maybe_gzip(path)?).map_err(|message| Error::data(path, message))
+}
+
+/// Reads an IDX labels file (gzip detected from its first two bytes, `1f 8b`): one byte per
+/// image, in the order of the images file (MNIST's digits 0 to 9).
+pub fn load_labels(path: &Path) -> Result<Vec<u8>> {
+    if !path.exists() {
+        return Err(Error::data(
+            path,
+            "does not exist; expected an MNIST IDX labels file, gzip or plain (e.g. train-labels-idx1-ubyte.gz)",
+        ));
+    }
+    crate::fsutil::require_kind(path, false, "an MNIST IDX labels file, gzip or plain")?;
+    parse_labels(&read_maybe_gzip(path)?).map_err(|message| Error::data(path, message))
+}
+
+/// The bytes of `path`, decompressed if they are gzip (first two bytes `1f 8b`).
+fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| Error::data(path, format!("is not a valid gzip file: {e}")))?;
-        out
-    } else {
-        raw
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(raw.as_slice())
+        .read_to_end(&mut out)
+        .map_err(|e| Error::data(path, format!("is not a valid gzip file: {e}")))?;
+    Ok(out)
+}
+
+/// Parses the bytes of an IDX labels file (already decompressed): 8 header bytes (magic, count)
+/// and `count` labels.
+pub fn parse_labels(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let word = |i: usize| -> Option<u32> {
+        let b = bytes.get(4 * i..4 * i + 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     };
-    parse_images(&bytes).map_err(|message| Error::data(path, message))
+    let (Some(magic), Some(count)) = (word(0), word(1)) else {
+        return Err("is too short for an IDX labels header (expected at least 8 bytes)".into());
+    };
+    if magic == IMAGES_MAGIC {
+        return Err(format!(
+            "is an IDX images file (magic 0x{magic:08x}); expected a labels file (magic 0x{LABELS_MAGIC:08x}), \
+             e.g. train-labels-idx1-ubyte.gz"
+        ));
+    }
+    if magic != LABELS_MAGIC {
+        return Err(format!(
+            "has magic number 0x{magic:08x}; expected 0x{LABELS_MAGIC:08x} (an IDX labels file, like MNIST's \
+             train-labels-idx1-ubyte)"
+        ));
+    }
+    let count = count as usize;
+    if count.checked_add(8) != Some(bytes.len()) || count == 0 {
+        return Err(format!(
+            "header says {count} labels ({} bytes with the header), but the data has {} bytes",
+            count.saturating_add(8),
+            bytes.len()
+        ));
+    }
+    Ok(bytes[8..].to_vec())
 }
 
 /// Parses the bytes of an IDX images file (already decompressed).
@@ -74,4 +124,74 @@ pub fn parse_images(bytes: &[u8]) -> std::result::Result<ImageSet, String> {
         ));
     }
     ImageSet::new(bytes[16..].to_vec(), 1, rows, cols).ok_or_else(|| "no images".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// An IDX labels file's bytes: magic, count, labels.
+    fn labels_file(magic: u32, count: u32, labels: &[u8]) -> Vec<u8> {
+        let mut b = magic.to_be_bytes().to_vec();
+        b.extend(count.to_be_bytes());
+        b.extend_from_slice(labels);
+        b
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn labels_load_gzip_or_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = labels_file(LABELS_MAGIC, 4, &[3, 1, 4, 1]);
+        let (plain, gz) = (dir.path().join("l"), dir.path().join("l.gz"));
+        std::fs::write(&plain, &bytes).unwrap();
+        std::fs::write(&gz, gzip(&bytes)).unwrap();
+        assert_eq!(load_labels(&plain).unwrap(), [3, 1, 4, 1]);
+        assert_eq!(load_labels(&gz).unwrap(), [3, 1, 4, 1]);
+    }
+
+    #[test]
+    fn bad_labels_files_are_named_with_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels.idx");
+        let err = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            let e = load_labels(&path).unwrap_err().to_string();
+            assert!(e.contains("labels.idx"), "{e}");
+            e
+        };
+        // An images file given as labels.
+        let e = err(&labels_file(IMAGES_MAGIC, 1, &[0; 12]));
+        assert!(e.contains("images file") && e.contains("0x00000801"), "{e}");
+        let e = err(&labels_file(0x1234, 1, &[0]));
+        assert!(e.contains("0x00001234"), "{e}");
+        let e = err(&labels_file(LABELS_MAGIC, 5, &[0, 1]));
+        assert!(e.contains("5 labels") && e.contains("10 bytes"), "{e}");
+        assert!(err(&[0, 0, 8]).contains("too short"));
+        let e = err(&[0x1f, 0x8b, 0, 0]);
+        assert!(e.contains("gzip"), "{e}");
+        let missing = dir.path().join("missing-labels.gz");
+        let e = load_labels(&missing).unwrap_err().to_string();
+        assert!(e.contains("missing-labels.gz") && e.contains("does not exist"), "{e}");
+        let e = load_labels(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("is a folder"), "{e}");
+    }
+
+    #[test]
+    fn shipped_labels_are_500_of_each_digit_sorted() {
+        let images = super::super::shipped_mnist().unwrap();
+        let path = images.with_file_name("mnist-5k-labels-idx1-ubyte.gz");
+        let labels = load_labels(&path).unwrap();
+        assert_eq!(labels.len(), 5000);
+        for (i, &l) in labels.iter().enumerate() {
+            assert_eq!(usize::from(l), i / 500, "label {i}");
+        }
+    }
 }

@@ -135,15 +135,22 @@ impl ImageSet {
 /// tested on the same images.
 const HOLDOUT_SEED: u64 = 0x5eed_7e57;
 
-/// Splits `set` into (train, test) with a fixed random choice of `ceil(fraction * n)` test
-/// images (none when `fraction` is 0, and always at least one training image).
-pub fn holdout(set: &ImageSet, fraction: f64) -> (ImageSet, ImageSet) {
-    let n = set.len();
+/// The indices `(train, test)` of the hold-out split of `n` items: a fixed random choice of
+/// `ceil(fraction * n)` test items (none when `fraction` is 0, and always at least one training
+/// item). It depends only on `n` and `fraction`, so that images and their labels (or any other
+/// per-image data) split alike.
+pub fn holdout_indices(n: usize, fraction: f64) -> (Vec<usize>, Vec<usize>) {
     let n_test = ((fraction * n as f64).ceil() as usize).min(n.saturating_sub(1));
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(HOLDOUT_SEED));
-    let (test, train) = order.split_at(n_test);
-    (set.select(train), set.select(test))
+    let train = order.split_off(n_test); // order keeps the first n_test: the test items
+    (train, order)
+}
+
+/// Splits `set` into (train, test) by [`holdout_indices`].
+pub fn holdout(set: &ImageSet, fraction: f64) -> (ImageSet, ImageSet) {
+    let (train, test) = holdout_indices(set.len(), fraction);
+    (set.select(&train), set.select(&test))
 }
 
 /// Where the shipped 5,000 MNIST digits are expected, relative to the working directory.
@@ -293,6 +300,17 @@ mod tests {
             "the split does not depend on anything else"
         );
         assert_eq!(holdout(&set, 0.0).1.len(), 0);
+        // The indices are the split: image i of the test part is item test[i].
+        let (train_idx, test_idx) = holdout_indices(100, 0.1);
+        let (train, test) = holdout(&set, 0.1);
+        assert_eq!(
+            test_idx.iter().map(|&i| i as u8).collect::<Vec<_>>(),
+            (0..10).map(|i| test.image(i)[0]).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            train_idx.iter().map(|&i| i as u8).collect::<Vec<_>>(),
+            (0..90).map(|i| train.image(i)[0]).collect::<Vec<_>>()
+        );
     }
 
     #[test]
