@@ -9,7 +9,7 @@
 //! | [`langevin`] | noise schedules, Langevin and annealed Langevin dynamics |
 //! | [`score_matching`] | the objectives: explicit, implicit, sliced, denoising, noise-conditional |
 //! | [`workbench`] | what the applications share: seeded initialisation, Adam, devices, atomic files |
-| [`quality`] | how good samples are: FID, Inception score, the MNIST classifier and Inception-v3 |
+//! | [`quality`] | how good samples are: FID, Inception score, the MNIST classifier and Inception-v3 |
 //! | [`toy2d`] | learned 2D scores and the paper's toy experiments |
 //! | [`ncsn`] | the image model (RefineNet + CondInstanceNorm++), training, sampling |
 pub use gmm;

@@ -44,7 +44,14 @@ fn main() -> Result<()> {
         }
     };
     let run = |set: &ncsn::data::ImageSet, what: &str| -> Result<Measurement> {
-        Ok(measure(set, net.as_ref(), DEFAULT_BATCH, &device, Progress::Quiet, what)?)
+        Ok(measure(
+            set,
+            net.as_ref(),
+            DEFAULT_BATCH,
+            &device,
+            Progress::Quiet,
+            what,
+        )?)
     };
     let train = run(&images(Part::Train)?, "training digits")?;
     let test = images(Part::Test)?;

@@ -253,7 +253,7 @@ pub fn run_bench(opts: &BenchOptions, device: &Device) -> Result<BenchReport> {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let x0 = uniform_noise(&mut rng, [batch, m.channels, m.image_size, m.image_size], device)?;
         let sigma = [trainer.sigmas()[0]];
-        let net = ScoreNet::new(trainer.model(), trainer.sigmas())?;
+        let net = ScoreNet::new(trainer.model(), trainer.sigmas())?.over_sigma(trainer.config().score_over_sigma);
         let run = |steps: usize, rng: &mut ChaCha8Rng| -> Result<()> {
             let chain = SampleConfig {
                 steps_per_level: steps,

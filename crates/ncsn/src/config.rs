@@ -119,6 +119,10 @@ settings! {
     sigma_end: f64, help = "Smallest noise level sigma_L";
     /// Number of noise levels L (geometric from `sigma_begin` to `sigma_end`).
     num_levels: usize, help = "Number of noise levels L";
+    /// The score is the network's output divided by the level's sigma, `s(x, sigma_i) = f(x, i)
+    /// / sigma_i` (NCSNv2's parametrisation; the paper's is `s = f(x, i)`).
+    score_over_sigma: bool, help = "Score = network output / sigma_i, as NCSNv2 (true/false)",
+        absent = "defaults::score_over_sigma";
     /// Adam learning rate.
     lr: f64, help = "Adam learning rate";
     /// Adam's first-moment decay beta_1.
@@ -165,6 +169,9 @@ settings! {
 /// The values of the settings added after the first checkpoints were written, for a
 /// checkpoint's configuration that lacks them (serde's `default`).
 mod defaults {
+    pub fn score_over_sigma() -> bool {
+        false
+    }
     pub fn sample_eps() -> f64 {
         2e-5
     }
@@ -234,6 +241,7 @@ impl TrainConfig {
             sigma_begin: 1.0,
             sigma_end: 0.01,
             num_levels: 10,
+            score_over_sigma: defaults::score_over_sigma(),
             lr: 1e-3,
             beta1: 0.9,
             beta2: 0.999,
@@ -710,6 +718,7 @@ mod tests {
             sigma_begin: 2.0,
             sigma_end: 0.05,
             num_levels: 5,
+            score_over_sigma: true,
             lr: 2e-4,
             beta1: 0.5,
             beta2: 0.99,
@@ -770,7 +779,13 @@ mod tests {
     fn a_configuration_saved_before_the_sampler_keys_reads_with_their_defaults() {
         let mut old = serde_json::to_value(TrainConfig::mnist()).unwrap();
         let map = old.as_object_mut().unwrap();
-        for key in ["sample_eps", "sample_steps_per_level", "sample_denoise", "fid_every", "fid_samples"] {
+        for key in [
+            "sample_eps",
+            "sample_steps_per_level",
+            "sample_denoise",
+            "fid_every",
+            "fid_samples",
+        ] {
             assert!(map.remove(key).is_some(), "{key}");
         }
         let read: TrainConfig = serde_json::from_value(old).unwrap();

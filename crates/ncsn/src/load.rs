@@ -52,7 +52,8 @@ impl LoadedModel {
         } else {
             "EMA weights"
         };
-        Ok((ScoreNet::new(model, &self.sigmas)?, name))
+        let over_sigma = self.run.as_ref().is_some_and(|r| r.score_over_sigma);
+        Ok((ScoreNet::new(model, &self.sigmas)?.over_sigma(over_sigma), name))
     }
 
     /// The network's shape.

@@ -11,10 +11,10 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
+use quality::classes::CONFIDENT_THRESHOLD as CONFIDENT;
 use quality::features::{FeatureAccumulator, FeatureStats};
 use quality::inception::InceptionV3;
 use quality::mnist::MnistClassifier;
-use quality::classes::CONFIDENT_THRESHOLD as CONFIDENT;
 use quality::FeatureNetwork;
 
 use crate::data::{self, DatasetKind, ImageSet};
@@ -188,7 +188,10 @@ pub fn quantize(samples: &Tensor) -> Result<ImageSet> {
         )));
     }
     // x in [0, 1] -> round(255 x), as an 8-bit PNG stores it.
-    let pixels = values.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+    let pixels = values
+        .iter()
+        .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
     ImageSet::new(pixels, c, h, w)
         .filter(|_| n > 0)
         .ok_or_else(|| Error::Argument(format!("no images: shape {dims:?}")))
@@ -261,7 +264,10 @@ pub fn measure(
     what: &str,
 ) -> Result<Measurement> {
     if batch_size == 0 {
-        return Err(Error::config("batch_size", "expected at least 1 image per batch, got 0"));
+        return Err(Error::config(
+            "batch_size",
+            "expected at least 1 image per batch, got 0",
+        ));
     }
     net.check_dims(images.dims())?;
     let n = images.len();
@@ -333,9 +339,8 @@ impl SetSummary {
                 summary.confident_share = Some(classes.confident_share(CONFIDENT));
             }
             Metric::Inception(_) if count >= splits => {
-                summary.inception_score = Some(quality::inception_score::inception_score(
-                    &m.logits, m.classes, splits,
-                )?);
+                summary.inception_score =
+                    Some(quality::inception_score::inception_score(&m.logits, m.classes, splits)?);
             }
             Metric::Inception(_) => {}
         }
@@ -385,7 +390,18 @@ pub fn training_reference(
         }
     };
     let Source::Images(images) = read_source(&path, Part::Train, config.test_fraction)? else {
-        return Err(Error::data(&path, "holds statistics; expected the run's training images"));
+        return Err(Error::data(
+            &path,
+            "holds statistics; expected the run's training images",
+        ));
     };
-    Ok(measure(&images, net, DEFAULT_BATCH, device, progress, &path.display().to_string())?.stats)
+    Ok(measure(
+        &images,
+        net,
+        DEFAULT_BATCH,
+        device,
+        progress,
+        &path.display().to_string(),
+    )?
+    .stats)
 }

@@ -32,7 +32,10 @@ fn fid_of(v: &serde_json::Value) -> f64 {
 fn held_out_as_samples(n: usize, path: &Path) {
     let all = ncsn::data::idx::load_images(&digits()).unwrap();
     let (_, test) = ncsn::data::holdout(&all, 0.1);
-    let x = test.select(&(0..n).collect::<Vec<_>>()).to_tensor(&Device::Cpu).unwrap();
+    let x = test
+        .select(&(0..n).collect::<Vec<_>>())
+        .to_tensor(&Device::Cpu)
+        .unwrap();
     candle_core::safetensors::save(&std::collections::HashMap::from([("samples".to_string(), x)]), path).unwrap();
 }
 
@@ -49,15 +52,23 @@ fn the_scale_of_the_mnist_fid_from_itself_to_held_out_digits_to_noise() {
     assert_eq!(same["a"]["count"], 500);
     // Held-out digits against the training digits: the floor of the metric, small but not 0.
     let floor = fid_json(&[d, d, "--part-a", "test", "--part-b", "train"], dir);
-    assert_eq!((floor["a"]["count"].as_u64(), floor["b"]["count"].as_u64()), (Some(500), Some(4500)));
+    assert_eq!(
+        (floor["a"]["count"].as_u64(), floor["b"]["count"].as_u64()),
+        (Some(500), Some(4500))
+    );
     let floor = fid_of(&floor);
     assert!(floor > 0.0, "{floor}");
     // Uniform noise against the training digits: far above the floor.
-    let noise: Vec<f32> = (0..500 * 784).map(|i| ((i * 2_654_435_761usize) % 1000) as f32 / 1000.0).collect();
+    let noise: Vec<f32> = (0..500 * 784)
+        .map(|i| ((i * 2_654_435_761usize) % 1000) as f32 / 1000.0)
+        .collect();
     let noise = Tensor::from_vec(noise, (500, 1, 28, 28), &Device::Cpu).unwrap();
     let noise_file = dir.join("noise.safetensors");
-    candle_core::safetensors::save(&std::collections::HashMap::from([("samples".to_string(), noise)]), &noise_file)
-        .unwrap();
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("samples".to_string(), noise)]),
+        &noise_file,
+    )
+    .unwrap();
     let ceiling = fid_of(&fid_json(&[noise_file.to_str().unwrap(), d, "--part-b", "train"], dir));
     assert!(ceiling > 20.0 * floor, "noise {ceiling} vs held-out digits {floor}");
 }
@@ -96,7 +107,15 @@ fn samples_files_image_folders_and_saved_statistics_measure_the_same_images_alik
     // The training digits' statistics saved once, then used as the reference.
     let stats = dir.join("train-stats.safetensors");
     let out = ncsn(
-        &["fid", "--mnist", d, "--part-a", "train", "--save-stats", stats.to_str().unwrap()],
+        &[
+            "fid",
+            "--mnist",
+            d,
+            "--part-a",
+            "train",
+            "--save-stats",
+            stats.to_str().unwrap(),
+        ],
         dir,
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -135,22 +154,31 @@ fn bad_inputs_are_clear_errors() {
     );
     // Fewer samples than the classifier's 64 features: a singular covariance.
     held_out_as_samples(40, &dir.join("few.safetensors"));
-    assert_clean_error(
-        &ncsn(&["fid", "--mnist", "few.safetensors", d], dir),
-        &["40", "65"],
-    );
+    assert_clean_error(&ncsn(&["fid", "--mnist", "few.safetensors", d], dir), &["40", "65"]);
     // NaN samples.
     let mut values = vec![0.5f32; 100 * 784];
     values[784 * 3 + 5] = f32::NAN;
     let nan = Tensor::from_vec(values, (100, 1, 28, 28), &Device::Cpu).unwrap();
-    candle_core::safetensors::save(&std::collections::HashMap::from([("samples".to_string(), nan)]), dir.join("nan.safetensors"))
-        .unwrap();
-    assert_clean_error(&ncsn(&["fid", "--mnist", "nan.safetensors", d], dir), &["nan.safetensors", "NaN"]);
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("samples".to_string(), nan)]),
+        dir.join("nan.safetensors"),
+    )
+    .unwrap();
+    assert_clean_error(
+        &ncsn(&["fid", "--mnist", "nan.safetensors", d], dir),
+        &["nan.safetensors", "NaN"],
+    );
     // A safetensors file that holds neither images nor statistics.
     let odd = Tensor::zeros((3, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
-    candle_core::safetensors::save(&std::collections::HashMap::from([("w".to_string(), odd)]), dir.join("odd.safetensors"))
-        .unwrap();
-    assert_clean_error(&ncsn(&["fid", "--mnist", "odd.safetensors", d], dir), &["odd.safetensors", "samples"]);
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("w".to_string(), odd)]),
+        dir.join("odd.safetensors"),
+    )
+    .unwrap();
+    assert_clean_error(
+        &ncsn(&["fid", "--mnist", "odd.safetensors", d], dir),
+        &["odd.safetensors", "samples"],
+    );
     // An Inception weights file that is not one.
     std::fs::write(dir.join("inception.safetensors"), b"not weights").unwrap();
     assert_clean_error(
@@ -201,24 +229,44 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
             .map(|r| r.loss)
             .collect()
     };
-    assert_eq!(losses(&with.rows), losses(&without.rows), "measuring does not touch the training stream");
+    assert_eq!(
+        losses(&with.rows),
+        losses(&without.rows),
+        "measuring does not touch the training stream"
+    );
     let fid_rows: Vec<_> = with
         .rows
         .iter()
         .filter(|r| r.split == ncsn::training::log::Split::Fid)
         .collect();
     assert_eq!(fid_rows.len(), 1);
-    assert!(fid_rows[0].loss.is_finite() && fid_rows[0].loss > 0.0, "{:?}", fid_rows[0]);
+    assert!(
+        fid_rows[0].loss.is_finite() && fid_rows[0].loss > 0.0,
+        "{:?}",
+        fid_rows[0]
+    );
     let csv = std::fs::read_to_string(dir.join("with/loss.csv")).unwrap();
     assert!(csv.lines().any(|l| l.starts_with("2,fid,")), "{csv}");
 
     let out = ncsn(
-        &["sample", "--checkpoint", "with", "--n", "70", "--steps-per-level", "1", "--fid"],
+        &[
+            "sample",
+            "--checkpoint",
+            "with",
+            "--n",
+            "70",
+            "--steps-per-level",
+            "1",
+            "--fid",
+        ],
         dir,
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("FID") && stdout.contains("70 samples against 4500"), "{stdout}");
+    assert!(
+        stdout.contains("FID") && stdout.contains("70 samples against 4500"),
+        "{stdout}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("with/samples/fid.json")).unwrap()).unwrap();
     assert!(json["fid"].as_f64().unwrap() > 0.0, "{json}");

@@ -371,24 +371,30 @@ impl FidSetup {
                 let stats = match read_source(path, Part::All, 0.0)? {
                     Source::Stats(stats) => stats,
                     Source::Images(images) => {
-                        measure(&images, net.as_ref(), DEFAULT_BATCH, device, Progress::for_stderr(), &path.display().to_string())?
-                            .stats
+                        measure(
+                            &images,
+                            net.as_ref(),
+                            DEFAULT_BATCH,
+                            device,
+                            Progress::for_stderr(),
+                            &path.display().to_string(),
+                        )?
+                        .stats
                     }
                 };
                 (stats, path.display().to_string())
             }
             None => {
-                let run = match &loaded.run {
-                    Some(run) => run.clone(),
-                    None if metric == Metric::Mnist => crate::TrainConfig::mnist(),
-                    None => {
-                        return Err(Error::config(
+                let run =
+                    match &loaded.run {
+                        Some(run) => run.clone(),
+                        None if metric == Metric::Mnist => crate::TrainConfig::mnist(),
+                        None => return Err(Error::config(
                             "fid_reference",
                             "a bare weights file does not say which images it was trained on: give --fid-reference \
                              (images, or statistics saved by `ncsn fid --save-stats`)",
-                        ))
-                    }
-                };
+                        )),
+                    };
                 let stats = crate::measure::training_reference(&run, net.as_ref(), device, Progress::for_stderr())?;
                 (stats, "the run's training images".to_string())
             }
@@ -404,7 +410,14 @@ impl FidSetup {
     /// Measures `samples`, prints the FID and the summary, and writes them to `path` as JSON.
     fn report(&self, samples: &Tensor, device: &Device, path: &Path) -> Result<()> {
         let images = quantize(samples)?;
-        let m = measure(&images, self.net.as_ref(), DEFAULT_BATCH, device, Progress::for_stderr(), "samples")?;
+        let m = measure(
+            &images,
+            self.net.as_ref(),
+            DEFAULT_BATCH,
+            device,
+            Progress::for_stderr(),
+            "samples",
+        )?;
         let fid = quality::frechet::frechet_distance(&m.stats, &self.reference)?;
         let summary = SetSummary::new("samples", &m, &self.metric, quality::inception_score::DEFAULT_SPLITS)?;
         println!("{summary}");

@@ -87,7 +87,11 @@ fn measure_path(
     match read_source(path, part, args.test_fraction)? {
         Source::Stats(stats) => Ok(Measured { stats, summary: None }),
         Source::Images(images) => {
-            let what = path.display().to_string();
+            let what = match part {
+                Part::All => path.display().to_string(),
+                Part::Train => format!("{} (training part)", path.display()),
+                Part::Test => format!("{} (held-out part)", path.display()),
+            };
             let m: Measurement = measure(&images, net, args.batch_size, device, Progress::for_stderr(), &what)
                 .map_err(|e| name_file(e, path))?;
             let summary = SetSummary::new(what, &m, metric, args.splits)?;

@@ -30,12 +30,37 @@ pub fn build_model(
     Ok((varmap, model))
 }
 
+/// The score of a batch from the network's output `f(x, i)`: the paper's `s = f(x, i)`, or
+/// with `over_sigma` NCSNv2's `s = f(x, i) / sigma_i` (the network then only has to output a
+/// vector of norm ~ `sqrt(D)` at every level, as the DSM target `-z` has). `sigmas` holds the
+/// levels (`(L,)`), `labels` the level index of each image (`u32`, `(B,)`).
+pub fn score_of(
+    model: &CondRefineNetDilated,
+    x: &Tensor,
+    labels: &Tensor,
+    sigmas: &Tensor,
+    over_sigma: bool,
+) -> Result<Tensor> {
+    let f = model.forward(x, labels)?;
+    if !over_sigma {
+        return Ok(f);
+    }
+    // sigma_i of each image, shaped (B, 1, 1, 1) to divide its output.
+    let sigma = sigmas
+        .index_select(labels, 0)?
+        .to_dtype(f.dtype())?
+        .reshape((f.dim(0)?, 1, 1, 1))?;
+    f.broadcast_div(&sigma)
+}
+
 /// A score network with its noise levels `sigma_1 > ... > sigma_L`: `s_theta(x, sigma_i)` is
-/// the network at labels `i` for every image of the batch.
+/// the network at labels `i` for every image of the batch (divided by `sigma_i` when the run
+/// was trained so: [`ScoreNet::over_sigma`]).
 #[derive(Clone, Copy)]
 pub struct ScoreNet<'a> {
     model: &'a CondRefineNetDilated,
     sigmas: &'a [f64],
+    over_sigma: bool,
 }
 
 impl<'a> ScoreNet<'a> {
@@ -48,7 +73,16 @@ impl<'a> ScoreNet<'a> {
                 sigmas.len()
             )
         }
-        Ok(Self { model, sigmas })
+        Ok(Self {
+            model,
+            sigmas,
+            over_sigma: false,
+        })
+    }
+
+    /// The score as NCSNv2 parametrises it, `f(x, i) / sigma_i` (`true`), or the paper's `f(x, i)`.
+    pub fn over_sigma(self, over_sigma: bool) -> Self {
+        Self { over_sigma, ..self }
     }
 
     /// The network.
@@ -73,6 +107,62 @@ impl NoiseConditionalScore<Tensor> for ScoreNet<'_> {
     /// step's activations, and a 1,000-step chain would keep all of them alive.
     fn score(&self, x: &Tensor, level: usize) -> langevin::Result<Tensor> {
         let labels = Tensor::full(level as u32, x.dim(0)?, x.device())?;
-        Ok(self.model.forward(x, &labels)?.detach())
+        let f = self.model.forward(x, &labels)?.detach();
+        Ok(if self.over_sigma {
+            f.affine(1.0 / self.sigmas[level], 0.0)?
+        } else {
+            f
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_sigma_divides_each_image_by_its_own_level() {
+        let config = ModelConfig {
+            ngf: 4,
+            channels: 1,
+            image_size: 8,
+            num_classes: 3,
+        };
+        let (_, model) = build_model(&config, DType::F64, &Device::Cpu, Some(3)).unwrap();
+        let sigmas = [1.0, 0.25, 0.0625];
+        let sigmas_t = Tensor::new(&sigmas, &Device::Cpu).unwrap();
+        let x = Tensor::arange(0f64, 128.0, &Device::Cpu)
+            .unwrap()
+            .affine(1.0 / 128.0, 0.0)
+            .unwrap()
+            .reshape((2, 1, 8, 8))
+            .unwrap();
+        let labels = Tensor::new(&[0u32, 2], &Device::Cpu).unwrap();
+        let f = model.forward(&x, &labels).unwrap();
+        let s = score_of(&model, &x, &labels, &sigmas_t, true).unwrap();
+        let plain = score_of(&model, &x, &labels, &sigmas_t, false).unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            a.sub(b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        assert_eq!(diff(&plain, &f), 0.0);
+        // Image 0 at sigma_1 = 1 is unchanged; image 1 at sigma_3 = 1/16 is 16 times larger (exact
+        // in binary).
+        assert_eq!(diff(&s.get(0).unwrap(), &f.get(0).unwrap()), 0.0);
+        assert_eq!(
+            diff(&s.get(1).unwrap(), &f.get(1).unwrap().affine(16.0, 0.0).unwrap()),
+            0.0
+        );
+        // The sampler's view agrees.
+        let net = ScoreNet::new(&model, &sigmas).unwrap().over_sigma(true);
+        let one = x.narrow(0, 1, 1).unwrap();
+        let at = net.score(&one, 2).unwrap();
+        assert_eq!(diff(&at, &s.narrow(0, 1, 1).unwrap()), 0.0);
     }
 }

@@ -70,10 +70,17 @@ impl FidProbe {
             None => None,
         };
         let model = ema_model.as_ref().unwrap_or(trainer.model());
-        let score = ScoreNet::new(model, trainer.sigmas())?;
+        let score = ScoreNet::new(model, trainer.sigmas())?.over_sigma(config.score_over_sigma);
         let samples = sample(&score, score.image_dims(), &sampler, device, Progress::Quiet)?.samples;
         let images = quantize(&samples)?;
-        let m = measure(&images, self.net.as_ref(), DEFAULT_BATCH, device, Progress::Quiet, "samples")?;
+        let m = measure(
+            &images,
+            self.net.as_ref(),
+            DEFAULT_BATCH,
+            device,
+            Progress::Quiet,
+            "samples",
+        )?;
         let fid = quality::frechet::frechet_distance(&m.stats, &self.reference)?;
         let classes = quality::classes::ClassSummary::from_logits(&m.logits, m.classes)?;
         Ok(FidPoint {

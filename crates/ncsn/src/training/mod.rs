@@ -38,7 +38,7 @@ use crate::config::{Overrides, TrainConfig};
 use crate::data::{load_train_test, Batcher, ImageSet};
 use crate::error::{Error, Result};
 use crate::fsutil::{remove_temporaries, write_atomic, RunLock};
-use crate::model::{build_model, CondRefineNetDilated};
+use crate::model::{build_model, score_of, CondRefineNetDilated};
 use crate::progress::Progress;
 use crate::training::ema::Ema;
 use crate::training::log::{LogRow, LossLog, Split};
@@ -307,8 +307,8 @@ impl Trainer {
     /// leaves the weights as they were.
     pub fn train_step_on(&mut self, x: &Tensor, levels: &Tensor, z: &Tensor) -> Result<f64> {
         let t1 = Instant::now();
-        let model = &self.model;
-        let per = anneal_dsm_per_example(|xt, l| model.forward(xt, l), x, z, levels, &self.sigmas_t)?;
+        let (model, sigmas, over) = (&self.model, &self.sigmas_t, self.state.config.score_over_sigma);
+        let per = anneal_dsm_per_example(|xt, l| score_of(model, xt, l, sigmas, over), x, z, levels, sigmas)?;
         let loss = per.mean_all()?;
         let value = f64::from(loss.to_scalar::<f32>()?);
         let t2 = Instant::now();
@@ -379,8 +379,9 @@ impl Trainer {
         let b = x.dim(0)?;
         let levels = draw_levels(&mut self.state.test_rng, b, self.state.sigmas.len(), &self.device)?;
         let z = langevin::randn_tensor(&mut self.state.test_rng, x.dims(), DType::F32, &self.device)?;
-        let model = &self.model;
-        let per = anneal_dsm_per_example(|xt, l| model.forward(xt, l), &x, &z, &levels, &self.sigmas_t)?.detach();
+        let (model, sigmas, over) = (&self.model, &self.sigmas_t, self.state.config.score_over_sigma);
+        let per =
+            anneal_dsm_per_example(|xt, l| score_of(model, xt, l, sigmas, over), &x, &z, &levels, sigmas)?.detach();
         let mean = f64::from(per.mean_all()?.to_scalar::<f32>()?);
         Ok(Some((mean, per_level_means(&per, &levels, self.state.sigmas.len())?)))
     }
@@ -543,7 +544,12 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
             let rate = interval_images as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
             let (mean, per_level) = trainer.take_train_loss();
             bar.set_message(format!("loss {mean:.4} | {rate:.1} img/s"));
-            say(format!("step {step:>7}  train loss {mean:.5}  {rate:.1} img/s"));
+            // Time left at the current rate: the remaining steps' images over images per second.
+            let left = (total - step) as f64 * trainer.train.batch_size() as f64 / rate.max(1e-9);
+            say(format!(
+                "step {step:>7}/{total}  train loss {mean:.5}  {rate:.1} img/s  eta {}",
+                clock(left)
+            ));
             log.push(LogRow {
                 step,
                 split: Split::Train,
@@ -613,11 +619,35 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
     })
 }
 
+/// Seconds as `h:mm:ss` (or `m:ss` under an hour), for the time left.
+fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
 /// Draws `loss.png`; a failure is a warning, not the end of the run (`loss.csv` holds the data).
 fn plot_or_warn(rows: &[LogRow], sigmas: &[f64], title: &str, path: &Path, announce: &impl Fn(String)) {
     if let Err(e) = plot_losses(rows, sigmas, title, path) {
         announce(format!(
             "warning: the loss figure was not written ({e}); training goes on, the losses are in {LOSS_CSV}"
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock;
+
+    #[test]
+    fn time_left_reads_as_a_clock() {
+        assert_eq!(clock(0.4), "0:00");
+        assert_eq!(clock(59.6), "1:00");
+        assert_eq!(clock(3599.0), "59:59");
+        assert_eq!(clock(3600.0 * 2.0 + 61.0), "2:01:01");
     }
 }

@@ -65,7 +65,12 @@ fn draw(buf: &mut [u8], rows: &[LogRow], sigmas: &[f64], title: &str) -> DrawRes
         })
         .collect();
 
-    let x_max = train.iter().chain(&test).chain(&fid).map(|p| p.0).fold(1.0f64, f64::max);
+    let x_max = train
+        .iter()
+        .chain(&test)
+        .chain(&fid)
+        .map(|p| p.0)
+        .fold(1.0f64, f64::max);
     // Linear axes from 0: the loss starts near 1/2 D (the noise itself) and falls a few-fold.
     let y_max = |pts: &mut dyn Iterator<Item = f64>| pts.fold(0.0f64, f64::max).max(1e-6) * 1.05;
     let step_label = |x: &f64| format!("{x:.0}");
