@@ -247,6 +247,9 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
     );
     let csv = std::fs::read_to_string(dir.join("with/loss.csv")).unwrap();
     assert!(csv.lines().any(|l| l.starts_with("2,fid,")), "{csv}");
+    let picture = image::open(dir.join("with/fid-samples/step-000002.png")).unwrap();
+    // 64 of the 70 samples: 8 x 8 tiles of 56x56 pixels (28 x scale 2) with 2-pixel gaps.
+    assert_eq!((picture.width(), picture.height()), (2 + 8 * 58, 2 + 8 * 58));
 
     let out = ncsn(
         &[

@@ -2,7 +2,8 @@
 //! the run's sampler (`sample_eps`, `sample_steps_per_level`, `sample_denoise`) from the weights
 //! `ncsn sample` would use (the EMA when the run keeps one), and log their FID against the
 //! training images in the MNIST classifier's features, so that a run shows its quality over
-//! time and not only its loss.
+//! time and not only its loss; the first samples of each evaluation are kept as a picture
+//! (`fid-samples/step-<k>.png` in the run folder).
 //!
 //! The chains draw from their own seeded stream, the same at every evaluation (so the curve
 //! follows the model, not the noise), and never from the training generator: a run with
@@ -29,13 +30,19 @@ pub struct FidProbe {
     reference: FeatureStats,
 }
 
-/// One evaluation: the FID and what the classifier says of the samples.
-#[derive(Debug, Clone, PartialEq)]
+/// Samples shown per evaluation in `fid-samples/step-<k>.png`.
+pub const SHOWN: usize = 64;
+
+/// One evaluation: the FID, what the classifier says of the samples, and the first
+/// [`SHOWN`] samples.
+#[derive(Debug, Clone)]
 pub struct FidPoint {
     /// FID of the samples against the training images.
     pub fid: f64,
     /// Share of samples whose top-class probability is at least `quality::classes::CONFIDENT_THRESHOLD`.
     pub confident_share: f64,
+    /// The first samples, `(n, C, H, W)`, unclamped.
+    pub shown: candle_core::Tensor,
 }
 
 impl FidProbe {
@@ -86,6 +93,7 @@ impl FidProbe {
         Ok(FidPoint {
             fid,
             confident_share: classes.confident_share(quality::classes::CONFIDENT_THRESHOLD),
+            shown: samples.narrow(0, 0, samples.dim(0)?.min(SHOWN))?,
         })
     }
 }

@@ -57,6 +57,8 @@ const INIT_STREAM: u64 = u64::MAX - 1;
 pub const LOSS_CSV: &str = "loss.csv";
 /// The loss figure.
 pub const LOSS_PNG: &str = "loss.png";
+/// Folder of the samples of each `fid_every` evaluation (`step-<k>.png`, the first 64).
+pub const FID_SAMPLES: &str = "fid-samples";
 /// The resolved configuration, usable again as `--config`.
 pub const CONFIG_TOML: &str = "config.toml";
 
@@ -594,6 +596,11 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
                         per_level: vec![None; levels],
                     })?;
                     plot_or_warn(log.rows(), trainer.sigmas(), &title, &dir.join(LOSS_PNG), &announce);
+                    if let Err(e) = save_fid_samples(&point.shown, &dir, step) {
+                        announce(format!(
+                            "warning: the samples' picture was not written ({e}); training goes on"
+                        ));
+                    }
                 }
                 Err(e) => announce(format!("step {step:>7}  warning: no FID this time: {e}")),
             }
@@ -617,6 +624,14 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
         checkpoint,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Writes the samples of the FID at `step` as `<dir>/fid-samples/step-<step>.png`.
+fn save_fid_samples(shown: &Tensor, dir: &Path, step: u64) -> Result<()> {
+    let folder = dir.join(FID_SAMPLES);
+    std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+    let picture = crate::sampling::images::grid(shown, 2)?;
+    crate::sampling::images::save_png(&picture, &folder.join(format!("step-{step:06}.png")))
 }
 
 /// Seconds as `h:mm:ss` (or `m:ss` under an hour), for the time left.
