@@ -215,10 +215,7 @@ fn read_folder(dir: &Path) -> Result<ImageSet> {
         } else {
             (3, img.to_rgb8().into_raw())
         };
-        // Interleaved HWC bytes to the channel-major CHW of ImageSet.
-        let chw: Vec<u8> = (0..channels)
-            .flat_map(|c| hwc.iter().skip(c).step_by(channels).copied())
-            .collect();
+        let chw = data::folder::channel_major(&hwc, channels);
         let one = ImageSet::new(chw, channels, h, w).ok_or_else(|| Error::data(path, "is an empty image"))?;
         match &mut set {
             None => set = Some(one),

@@ -69,14 +69,17 @@ pub fn load_file(path: &Path, size: usize, channels: usize) -> Result<Vec<u8>> {
     crate::fsutil::require_kind(path, false, "a PNG or JPEG image file")?;
     let img = image::open(path).map_err(|e| Error::data(path, format!("cannot be decoded as an image: {e}")))?;
     let img = img.resize_to_fill(size as u32, size as u32, FilterType::Triangle);
-    // HWC interleaved bytes to the channel-major CHW layout of ImageSet.
     let hwc = match channels {
         1 => img.to_luma8().into_raw(),
         _ => img.to_rgb8().into_raw(),
     };
-    let mut pixels = Vec::with_capacity(hwc.len());
-    for c in 0..channels {
-        pixels.extend(hwc.iter().skip(c).step_by(channels));
-    }
-    Ok(pixels)
+    Ok(channel_major(&hwc, channels))
+}
+
+/// Interleaved `height x width x channels` bytes (as image files decode) to the channel-major
+/// `channels x height x width` layout of [`ImageSet`].
+pub fn channel_major(hwc: &[u8], channels: usize) -> Vec<u8> {
+    (0..channels)
+        .flat_map(|c| hwc.iter().skip(c).step_by(channels).copied())
+        .collect()
 }
