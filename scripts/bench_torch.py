@@ -9,11 +9,13 @@ clone of the reference implementation (ermongroup/ncsn), imported at run time, n
     python scripts/bench_torch.py convs                          # every convolution shape, batch 16
     python scripts/bench_torch.py model --reference /path/to/ncsn --batches 8 16   # training step
     python scripts/bench_torch.py forward --reference /path/to/ncsn --batches 8 32 # sampling step
+    python scripts/bench_torch.py model --reference /path/to/ncsn --ngf 16 --channels 1 --image-size 28 \
+        --batches 64                                             # the MNIST CPU recipe's step
 
 Rows:
 - convs: each convolution shape of the CIFAR-10 model (`crates/ncsn/benches/conv.rs` lists them),
   forward, and forward + backward given the output's gradient (both inputs' gradients).
-- model: one training step of the ngf-128 CIFAR-10 network at batch B, as `ncsn train` runs it
+- model: one training step of the network (default: the ngf-128 CIFAR-10 one) at batch B, as `ncsn train` runs it
   and as the reference runner runs it: noise-conditional DSM loss (sigmas 1 -> 0.01, L = 10),
   backward, Adam (lr 1e-3); peak resident memory of each process.
 - forward: one forward pass of the network (one step of annealed Langevin) at batch B.
@@ -109,11 +111,11 @@ def cmd_convs(args):
 
 # ---- whole model: the reference implementation, imported from a clone ----
 
-def reference_model(reference, batch):
+def reference_model(reference, args_shape):
     sys.path.insert(0, reference)
     from models.cond_refinenet_dilated import CondRefineNetDilated  # noqa: E402
-    data = types.SimpleNamespace(logit_transform=False, channels=3, image_size=32)
-    config = types.SimpleNamespace(data=data, model=types.SimpleNamespace(ngf=128, num_classes=10))
+    data = types.SimpleNamespace(logit_transform=False, channels=args_shape.channels, image_size=args_shape.image_size)
+    config = types.SimpleNamespace(data=data, model=types.SimpleNamespace(ngf=args_shape.ngf, num_classes=10))
     config.device = "cpu"
     return CondRefineNetDilated(config)
 
@@ -125,9 +127,9 @@ def torch_child(args):
     torch.manual_seed(0)
     sys.path.insert(0, args.reference)
     from losses.dsm import anneal_dsm_score_estimation  # noqa: E402
-    model = reference_model(args.reference, args.batch)
+    model = reference_model(args.reference, args)
     sigmas = torch.tensor([float(v) for v in torch.logspace(0, -2, 10)])  # 1 -> 0.01, geometric
-    x = torch.rand(args.batch, 3, 32, 32)
+    x = torch.rand(args.batch, args.channels, args.image_size, args.image_size)
     times = []
     if args.kind == "model":
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999))
@@ -154,7 +156,8 @@ def torch_child(args):
 
 
 def rust_model(args, batch):
-    cmd = ["cargo", "run", "-q", "--release", "-p", "ncsn", "--", "bench", "--json", "--ngf", "128",
+    cmd = ["cargo", "run", "-q", "--release", "-p", "ncsn", "--", "bench", "--json", "--ngf", str(args.ngf),
+           "--channels", str(args.channels), "--image-size", str(args.image_size),
            "--batch", str(batch), "--warmup", str(args.warmup),
            "--steps", str(args.steps if args.what == "model" else 0),
            "--evals", str(args.steps if args.what == "forward" else 0)]
@@ -167,7 +170,8 @@ def rust_model(args, batch):
 def torch_model(args, batch):
     cmd = [sys.executable, os.path.abspath(__file__), "_child", "--kind", args.what, "--reference", args.reference,
            "--batch", str(batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-           "--threads", str(args.threads)]
+           "--threads", str(args.threads), "--ngf", str(args.ngf), "--channels", str(args.channels),
+           "--image-size", str(args.image_size)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -192,7 +196,7 @@ def cmd_model(args):
         rp, tp = max(v["rust_peak"]), max(v["torch_peak"])
         table.append({"what": label, "batch": batch, "rust_s": rs, "torch_s": ts, "ratio": rs / ts,
                       "rust_peak_bytes": rp, "torch_peak_bytes": tp, "raw": v})
-    print(f"{label}, ngf 128 CIFAR-10 model, {args.threads} threads, median of {args.rounds} rounds "
+    print(f"{label}, ngf {args.ngf} model on {args.channels}x{args.image_size}x{args.image_size} images, {args.threads} threads, median of {args.rounds} rounds "
           f"(each the median of {args.steps} steps after {args.warmup} warm-up)")
     print(f"{'batch':>5} {'rust s':>8} {'torch s':>8} {'ratio':>6} {'rust MiB':>9} {'torch MiB':>9}")
     for t in table:
@@ -212,6 +216,9 @@ def main():
     p.add_argument("--steps", type=int, default=3, help="model/forward: timed steps per round")
     p.add_argument("--warmup", type=int, default=1, help="model/forward: untimed steps first")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--ngf", type=int, default=128, help="model/forward: network width (CIFAR-10: 128)")
+    p.add_argument("--channels", type=int, default=3, help="model/forward: image channels (MNIST: 1)")
+    p.add_argument("--image-size", type=int, default=32, help="model/forward: image height = width (MNIST: 28)")
     p.add_argument("--json", help="write every measurement to this file")
     p.add_argument("--kind", help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -137,6 +137,11 @@ settings! {
     steps: u64, help = "Training steps";
     /// Write a checkpoint every this many steps (and at the end).
     snapshot_every: u64, help = "Checkpoint every N steps, and at the end";
+    /// Also keep the checkpoint of every multiple of this many steps (0: only the latest):
+    /// `checkpoint-<step>.json` beside its weights, a checkpoint that `ncsn sample --checkpoint`
+    /// reads, for measuring a run over its training. A multiple of `snapshot_every`.
+    keep_every: u64, help = "Keep the checkpoint of every multiple of N steps as checkpoint-<step>.json (0: only the latest)",
+        absent = "defaults::keep_every";
     /// Log the training loss (mean since the last row) every this many steps.
     log_every: u64, help = "Log the mean training loss every N steps";
     /// Evaluate the loss on one test batch every this many steps.
@@ -169,6 +174,9 @@ settings! {
 /// The values of the settings added after the first checkpoints were written, for a
 /// checkpoint's configuration that lacks them (serde's `default`).
 mod defaults {
+    pub fn keep_every() -> u64 {
+        0
+    }
     pub fn score_over_sigma() -> bool {
         false
     }
@@ -249,6 +257,7 @@ impl TrainConfig {
             batch_size: 128,
             steps: 200_000,
             snapshot_every: 5_000,
+            keep_every: defaults::keep_every(),
             log_every: 25,
             test_every: 100,
             test_batch_size: 128,
@@ -424,6 +433,16 @@ impl TrainConfig {
         at_least_one("batch_size", self.batch_size)?;
         at_least_one("steps", self.steps)?;
         at_least_one("snapshot_every", self.snapshot_every)?;
+        if !self.keep_every.is_multiple_of(self.snapshot_every) {
+            return Err(Error::config(
+                "keep_every",
+                format!(
+                    "expected 0 or a multiple of snapshot_every = {} (only checkpoints that are written can be \
+                     kept), got {}",
+                    self.snapshot_every, self.keep_every
+                ),
+            ));
+        }
         at_least_one("log_every", self.log_every)?;
         at_least_one("test_every", self.test_every)?;
         at_least_one("test_batch_size", self.test_batch_size)?;
@@ -589,6 +608,7 @@ pub const RESUMABLE_KEYS: &[&str] = &[
     "name",
     "steps",
     "snapshot_every",
+    "keep_every",
     "log_every",
     "test_every",
     "sample_eps",
@@ -726,6 +746,7 @@ mod tests {
             batch_size: 16,
             steps: 7,
             snapshot_every: 3,
+            keep_every: 6,
             log_every: 2,
             test_every: 4,
             test_batch_size: 32,

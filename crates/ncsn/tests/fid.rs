@@ -274,6 +274,22 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("with/samples/fid.json")).unwrap()).unwrap();
     assert!(json["fid"].as_f64().unwrap() > 0.0, "{json}");
     assert_eq!(json["samples"]["count"], 70);
+    // fid.json says what drew the samples.
+    let sampler = &json["sampler"];
+    assert_eq!(
+        (sampler["steps_per_level"].as_u64(), sampler["training_step"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(sampler["levels"].as_u64(), Some(3));
+    assert!(sampler["seconds"].as_f64().unwrap() > 0.0, "{sampler}");
+
+    // Too few samples for the classifier's 64 features: refused before sampling.
+    let out = ncsn(
+        &["sample", "--checkpoint", "with", "--n", "64", "--out", "few", "--fid"],
+        dir,
+    );
+    assert_clean_error(&out, &["--n 65", "64 features"]);
+    assert!(!dir.join("few/samples.png").exists(), "nothing was sampled");
 }
 
 #[test]

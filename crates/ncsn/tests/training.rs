@@ -110,6 +110,81 @@ fn checkpoint_round_trip_restores_the_model_and_its_ema() {
 }
 
 #[test]
+fn keep_every_keeps_loadable_checkpoints_of_the_past() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits-idx3-ubyte");
+    write_idx(&data, 24, 8, false);
+    let run = tmp.path().join("run");
+    let mut config = tiny_config(&data);
+    config.image_size = 8;
+    config.steps = 7;
+    config.snapshot_every = 2;
+    config.keep_every = 4;
+    train_new(config.clone(), &Device::Cpu, &options(&run)).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("checkpoint"))
+        .collect();
+    files.sort();
+    // Saves at 2, 4, 6 and 7 (the end); 4 is kept beside the latest, 2 and 6 are pruned.
+    assert_eq!(
+        files,
+        [
+            "checkpoint-00000004.json",
+            "checkpoint-00000004.safetensors",
+            "checkpoint-00000007.safetensors",
+            "checkpoint.json"
+        ]
+    );
+    let kept = load_checkpoint(&run.join("checkpoint-00000004.json"), &Device::Cpu).unwrap();
+    let latest = load_checkpoint(&run, &Device::Cpu).unwrap();
+    assert_eq!((kept.step, latest.step), (4, 7));
+    // The kept checkpoint holds step 4's weights: it resumes into step 7's exactly.
+    let whole = checkpoint_tensors(&run);
+    let again = tmp.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    for f in [
+        "checkpoint-00000004.json",
+        "checkpoint-00000004.safetensors",
+        "config.toml",
+        "loss.csv",
+    ] {
+        std::fs::copy(run.join(f), again.join(f)).unwrap();
+    }
+    std::fs::rename(again.join("checkpoint-00000004.json"), again.join("checkpoint.json")).unwrap();
+    train_resume(
+        &again,
+        &Overrides::default(),
+        &Overrides::default(),
+        &Device::Cpu,
+        Progress::Quiet,
+    )
+    .unwrap();
+    for (name, t) in checkpoint_tensors(&again) {
+        let d = (&t - &whole[&name])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        // Same draws, same kernels, same order: bit for bit.
+        assert_eq!(d, 0.0, "{name} differs by {d}");
+    }
+    // keep_every must name checkpoints that are written.
+    config.keep_every = 3;
+    let err = train_new(config, &Device::Cpu, &options(&tmp.path().join("bad")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("keep_every") && err.contains("snapshot_every = 2"),
+        "{err}"
+    );
+}
+
+#[test]
 fn resumed_run_equals_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("digits-idx3-ubyte.gz");

@@ -28,8 +28,9 @@ pub const CHAIN_COLUMNS: usize = 8;
 /// Which model to use.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Run folder of `ncsn train` (or its checkpoint.json); or a bare .safetensors file of weights
-    /// (e.g. a converted reference checkpoint), which needs --model-config
+    /// Run folder of `ncsn train` (or its checkpoint.json, or a checkpoint-<step>.json kept by
+    /// keep_every); or a bare .safetensors file of weights (e.g. a converted reference
+    /// checkpoint), which needs --model-config
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// The model of a bare .safetensors file: cifar10 (ngf 128, 3x32x32), mnist (ngf 64, 1x28x28),
@@ -182,19 +183,28 @@ fn load(args: &ModelArgs) -> Result<(LoadedModel, Device)> {
     Ok((loaded, device))
 }
 
-/// The default output folder: `<run folder>/<name>` for a run, `./<name>` for a weights file.
+/// The default output folder: `<run folder>/<name>` for a run, `<run folder>/<name>-<step>` for
+/// a kept `checkpoint-<step>.json`, `./<name>` for a weights file.
 fn out_dir(args: &ModelArgs, chain: &ChainArgs, name: &str) -> PathBuf {
     if let Some(out) = &chain.out {
         return out.clone();
     }
-    let run = if is_weights_file(&args.checkpoint) {
-        None
-    } else if args.checkpoint.is_dir() {
-        Some(args.checkpoint.clone())
-    } else {
-        args.checkpoint.parent().map(Path::to_path_buf)
-    };
-    run.unwrap_or_default().join(name)
+    let path = &args.checkpoint;
+    if is_weights_file(path) {
+        return PathBuf::from(name);
+    }
+    if path.is_dir() {
+        return path.join(name);
+    }
+    let run = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let kept = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.strip_prefix("checkpoint-"));
+    match kept {
+        Some(step) => run.join(format!("{name}-{step}")),
+        None => run.join(name),
+    }
 }
 
 fn save_tensors(tensors: &[(&str, &Tensor)], path: &Path) -> Result<()> {
@@ -334,7 +344,23 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
         loaded.sigmas.len() * config.steps_per_level + usize::from(config.denoise)
     );
     if let Some(fid) = fid {
-        fid.report(samples, &device, &out.join("fid.json"))?;
+        // What drew the samples, so that fid.json alone says what it measured.
+        let sampler = serde_json::json!({
+            "checkpoint": args.model.checkpoint.display().to_string(),
+            "training_step": loaded.step,
+            "weights": weights,
+            "levels": loaded.sigmas.len(),
+            "sigma_first": loaded.sigmas.first(),
+            "sigma_last": loaded.sigmas.last(),
+            "eps": config.eps,
+            "steps_per_level": config.steps_per_level,
+            "step_convention": args.chain.step_convention.to_string(),
+            "denoise": config.denoise,
+            "seed": config.seed,
+            "batch_size": config.batch_size,
+            "seconds": seconds,
+        });
+        fid.report(samples, &device, sampler, &out.join("fid.json"))?;
     }
     Ok(())
 }
@@ -366,6 +392,19 @@ impl FidSetup {
         };
         let net = metric.open(device)?;
         net.check_dims((m.channels, m.image_size, m.image_size))?;
+        if args.n <= net.feature_dim() {
+            return Err(Error::config(
+                "n",
+                format!(
+                    "--fid needs more samples than the {} features of {} (a covariance of fewer is singular): \
+                     expected --n {} or more, got {}",
+                    net.feature_dim(),
+                    net.name(),
+                    net.feature_dim() + 1,
+                    args.n
+                ),
+            ));
+        }
         let (reference, reference_source) = match &args.fid_reference {
             Some(path) => {
                 let stats = match read_source(path, Part::All, 0.0)? {
@@ -407,8 +446,9 @@ impl FidSetup {
         })
     }
 
-    /// Measures `samples`, prints the FID and the summary, and writes them to `path` as JSON.
-    fn report(&self, samples: &Tensor, device: &Device, path: &Path) -> Result<()> {
+    /// Measures `samples`, prints the FID and the summary, and writes them to `path` as JSON
+    /// with `sampler`, the settings that drew them.
+    fn report(&self, samples: &Tensor, device: &Device, sampler: serde_json::Value, path: &Path) -> Result<()> {
         let images = quantize(samples)?;
         let m = measure(
             &images,
@@ -434,6 +474,7 @@ impl FidSetup {
             "fid": fid,
             "samples": summary,
             "reference": { "source": self.reference_source, "count": self.reference.count },
+            "sampler": sampler,
         });
         let text = serde_json::to_string_pretty(&json).map_err(|e| Error::output(path, e.to_string()))?;
         crate::fsutil::write_atomic(path, format!("{text}\n").as_bytes())?;

@@ -14,7 +14,7 @@ pub struct TrainArgs {
     /// TOML file of settings (the keys are the flags below with `_` for `-`); flags override it
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Continue the run in this folder (or of this checkpoint.json); only --steps, --snapshot-every,
+    /// Continue the run in this folder (or of this checkpoint.json); only --steps, --snapshot-every, --keep-every,
     /// --log-every, --test-every, the sampler (--sample-*) and --fid-every, --fid-samples may change
     #[arg(long)]
     resume: Option<PathBuf>,

@@ -14,7 +14,9 @@
 //!
 //! Both are written atomically, weights first; `checkpoint.json` is written last and is the
 //! commit point, so an interrupted save leaves the previous checkpoint intact. Weights files
-//! no longer named by `checkpoint.json` are then removed.
+//! no longer named by `checkpoint.json` are then removed, except the kept ones: with
+//! `keep_every`, the checkpoint of every multiple of that step also stays as
+//! `checkpoint-<step>.json` beside its weights, a checkpoint of its own for `ncsn sample`.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::data::LoaderState;
 use crate::error::{Error, Result};
-use crate::fsutil::{remove_temporaries, safetensors_bytes, test_pause, write_atomic_with};
+use crate::fsutil::{remove_temporaries, safetensors_bytes, test_pause, write_atomic, write_atomic_with};
 use crate::model::{reference_shapes, ModelConfig};
 use crate::vars::{first_non_finite, load_into};
 
@@ -311,17 +313,30 @@ pub fn save(dir: &Path, meta: &RunState, tensors: Vec<(String, Tensor)>) -> Resu
         Ok::<_, Error>(())
     })?;
     test_pause("json", meta.step);
+    let keep_every = meta.config.keep_every;
+    if keep_every > 0 && meta.step.is_multiple_of(keep_every) {
+        write_atomic(&dir.join(kept_json_name(&meta.weights)), text.as_bytes())?;
+    }
     remove_stale_weights(dir, Some(&meta.weights));
     Ok(json)
 }
 
-/// Removes the weights files of `dir` other than `keep` (older checkpoints, or the weights of
-/// a save interrupted before its `checkpoint.json`). Only under the folder's lock.
+/// The name of a kept checkpoint's JSON: its weights file's name with `.json` for
+/// `.safetensors` (`checkpoint-00000400.json`).
+pub fn kept_json_name(weights: &str) -> String {
+    format!("{}.json", weights.trim_end_matches(".safetensors"))
+}
+
+/// Removes the weights files of `dir` other than `keep` and the kept checkpoints' (older
+/// checkpoints, or the weights of a save interrupted before its `checkpoint.json`). Only under
+/// the folder's lock.
 pub fn remove_stale_weights(dir: &Path, keep: Option<&str>) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("checkpoint-") && name.ends_with(".safetensors") && Some(name.as_str()) != keep {
+            let kept = dir.join(kept_json_name(&name)).is_file();
+            if name.starts_with("checkpoint-") && name.ends_with(".safetensors") && Some(name.as_str()) != keep && !kept
+            {
                 let _ = std::fs::remove_file(entry.path());
             }
         }

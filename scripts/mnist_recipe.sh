@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Remakes every number and picture of the MNIST CPU recipe that the book (chapter "Images") and
+# crates/ncsn/README.md show: about two and a half hours on a 2-core CPU, best on an idle machine
+# (the minutes it reports are measured).
+#
+#   scripts/mnist_recipe.sh [RUNS_DIR]      (default: runs)
+#
+# 1. trains the recipe (configs/mnist-cpu.toml), keeping a checkpoint every 400 steps, and the
+#    paper's settings (sigma 1 -> 0.01, L = 10, the network's output as the score, no EMA) with
+#    the same network, batch and sampler budget for a third as long;
+# 2. measures the MNIST FID of 250 samples of every kept checkpoint of both (the FID over
+#    training), and of the recipe's last weights under several sampler settings;
+# 3. draws 1,000 samples of the recipe with its own sampler and measures them (the headline
+#    figure), the chain of 16 of them as a GIF, and inpaintings of held-out digits;
+# 4. collects everything into book/src/figures/mnist_recipe.json and mnist_recipe_fid.png
+#    (`cargo run --release -p ncsn --example mnist_recipe`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-runs}"
+cargo build --release -p ncsn --bins --examples
+ncsn=target/release/ncsn
+recipe="$runs/mnist-cpu"
+paper="$runs/mnist-cpu-paper"
+
+# `train NAME FOLDER ARGS...`: trains, timing the whole command into FOLDER/train-seconds.txt.
+train() {
+    local dir="$1"
+    shift
+    local start end
+    start=$(date +%s.%N)
+    "$ncsn" train --out "$dir" "$@"
+    end=$(date +%s.%N)
+    echo "$end - $start" | bc >"$dir/train-seconds.txt"
+}
+
+# `measure CHECKPOINT OUT N ARGS...`: N samples and their FID (OUT/fid.json).
+measure() {
+    local checkpoint="$1" out="$2" n="$3"
+    shift 3
+    "$ncsn" sample --checkpoint "$checkpoint" --out "$out" --n "$n" --batch-size 250 --seed 1 --fid "$@"
+}
+
+train "$recipe" --config configs/mnist-cpu.toml --keep-every 400
+# The paper's settings: same network, batch, learning rate and seed; its sampler with the same
+# budget of 80 network evaluations per chain (10 levels x 8 steps), the step size of NCSNv2's
+# rule for that schedule.
+train "$paper" --config configs/mnist-cpu.toml --keep-every 400 --name mnist-cpu-paper --steps 800 \
+    --sigma-begin 1 --num-levels 10 --score-over-sigma false --ema false \
+    --sample-steps-per-level 8 --sample-eps 4.5e-5
+
+# The FID over training: 250 samples of every kept checkpoint.
+for run in "$recipe" "$paper"; do
+    for json in "$run"/checkpoint-*.json; do
+        step=$(basename "$json" .json)
+        step=${step#checkpoint-}
+        measure "$json" "$run/samples-$step" 250
+    done
+done
+
+# The sampler on the recipe's last weights, 250 samples each (its own, eps 1.8e-4, is
+# samples-00002400): the step size of NCSNv2's rule (5.4e-5) and up to 6.7 times it, and three
+# steps per level (1.5 times the budget).
+for eps in 5.4e-5 1e-4 3.6e-4; do
+    measure "$recipe" "$recipe/sweep-eps-$eps" 250 --eps "$eps"
+done
+measure "$recipe" "$recipe/sweep-t3" 250 --steps-per-level 3
+# The paper's settings at its last checkpoint with the recipe's step size.
+measure "$paper" "$paper/sweep-eps-1.8e-4" 250 --eps 1.8e-4
+
+# The headline: 1,000 samples with the recipe's sampler.
+measure "$recipe" "$recipe/final-1000" 1000
+# The chain of 16 samples, one frame per noise level (2 steps each), and the inpaintings.
+"$ncsn" sample --checkpoint "$recipe" --out "$recipe/grid-64" --n 64 --seed 1
+"$ncsn" sample --checkpoint "$recipe" --out "$recipe/chain" --n 16 --batch-size 16 --seed 2 --snapshots 2
+for mask in left-half center; do
+    "$ncsn" inpaint --checkpoint "$recipe" --out "$recipe/inpaint-$mask" \
+        --dataset data/mnist-5k-images-idx3-ubyte.gz --n 8 --per-image 4 --mask "$mask" --seed 3
+done
+figures=book/src/figures
+cp "$recipe/grid-64/samples.png" "$figures/mnist_recipe_samples.png"
+cp "$recipe/chain/chain.gif" "$figures/mnist_recipe_chain.gif"
+cp "$recipe/inpaint-left-half/inpainting.png" "$figures/mnist_recipe_inpaint_left.png"
+cp "$recipe/inpaint-center/inpainting.png" "$figures/mnist_recipe_inpaint_center.png"
+
+cargo run --release -p ncsn --example mnist_recipe -- \
+    --run "NCSNv2 settings (the recipe)=$recipe" --run "the paper's settings=$paper"
