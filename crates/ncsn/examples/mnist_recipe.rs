@@ -186,7 +186,7 @@ fn median_seconds_per_step(path: &Path, batch: f64) -> Result<f64> {
     Ok(values[values.len() / 2])
 }
 
-/// FID (log scale) against minutes of training, one line per run.
+/// FID against minutes of training, one line per run.
 fn draw(runs: &[Value], path: &Path) -> Result<()> {
     workbench::font::register();
     let (w, h) = SIZE;
@@ -204,8 +204,7 @@ fn draw(runs: &[Value], path: &Path) -> Result<()> {
         .collect();
     let all = points.iter().flatten();
     let x_max = all.clone().map(|p| p.0).fold(1.0f64, f64::max) * 1.05;
-    let y_max = all.clone().map(|p| p.1).fold(10.0f64, f64::max) * 1.3;
-    let y_min = all.map(|p| p.1).fold(f64::INFINITY, f64::min).min(y_max / 10.0) / 1.3;
+    let y_max = all.map(|p| p.1).fold(10.0f64, f64::max) * 1.1;
     {
         let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -217,12 +216,15 @@ fn draw(runs: &[Value], path: &Path) -> Result<()> {
             .margin(14)
             .x_label_area_size(46)
             .y_label_area_size(64)
-            .build_cartesian_2d(0.0..x_max, (y_min..y_max).log_scale())
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         chart
             .configure_mesh()
             .x_desc("minutes of training (steps x measured seconds per step)")
             .y_desc("FID (lower is better)")
+            .y_labels(12)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 16))
             .draw()
