@@ -27,10 +27,10 @@ train() {
     local dir="$1"
     shift
     local start end
-    start=$(date +%s.%N)
+    start=$(date +%s)
     "$ncsn" train --out "$dir" "$@"
-    end=$(date +%s.%N)
-    echo "$end - $start" | bc >"$dir/train-seconds.txt"
+    end=$(date +%s)
+    echo $((end - start)) >"$dir/train-seconds.txt"
 }
 
 # `measure CHECKPOINT OUT N ARGS...`: N samples and their FID (OUT/fid.json).
