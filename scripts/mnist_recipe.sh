@@ -58,12 +58,13 @@ for run in "$recipe" "$paper"; do
 done
 
 # The sampler on the recipe's last weights, 250 samples each (its own, eps 1.8e-4, is
-# samples-00002400): the step size of NCSNv2's rule (5.4e-5) and up to 6.7 times it, and three
-# steps per level (1.5 times the budget).
+# samples-00002400): the step size of NCSNv2's rule (5.4e-5) and up to 6.7 times it, three
+# steps per level (1.5 times the budget), and the last weights instead of the EMA.
 for eps in 5.4e-5 1e-4 3.6e-4; do
     measure "$recipe" "$recipe/sweep-eps-$eps" 250 --eps "$eps"
 done
 measure "$recipe" "$recipe/sweep-t3" 250 --steps-per-level 3
+measure "$recipe" "$recipe/sweep-last-weights" 250 --no-ema
 # The paper's settings at its last checkpoint with NCSNv2's rule for its schedule.
 measure "$paper" "$paper/sweep-eps-4.5e-5" 250 --eps 4.5e-5
 
