@@ -23,6 +23,23 @@ fn checkpoint_tensors(run: &Path) -> HashMap<String, Tensor> {
     Checkpoint::open(run, &Device::Cpu).unwrap().tensors
 }
 
+/// Two checkpoints hold the same tensors, bit for bit: same draws and the same CPU kernels in the
+/// same order give a difference of exactly 0.
+fn assert_same_tensors(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) {
+    assert_eq!(a.len(), b.len());
+    for (name, ta) in a {
+        let d = (ta - &b[name])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0, "{name} differs by {d}");
+    }
+}
+
 #[test]
 fn fifty_steps_lower_the_loss() {
     let tmp = tempfile::tempdir().unwrap();
@@ -161,18 +178,7 @@ fn keep_every_keeps_loadable_checkpoints_of_the_past() {
         Progress::Quiet,
     )
     .unwrap();
-    for (name, t) in checkpoint_tensors(&again) {
-        let d = (&t - &whole[&name])
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        // Same draws, same kernels, same order: bit for bit.
-        assert_eq!(d, 0.0, "{name} differs by {d}");
-    }
+    assert_same_tensors(&whole, &checkpoint_tensors(&again));
     // keep_every must name checkpoints that are written.
     config.keep_every = 3;
     let err = train_new(config, &Device::Cpu, &options(&tmp.path().join("bad")))
@@ -211,21 +217,7 @@ fn resumed_run_equals_uninterrupted_run() {
     let summary = train_resume(&parts, &Overrides::default(), &more, &Device::Cpu, Progress::Quiet).unwrap();
     assert_eq!((summary.start_step, summary.end_step), (3, 6));
 
-    let (a, b) = (checkpoint_tensors(&whole), checkpoint_tensors(&parts));
-    assert_eq!(a.len(), b.len());
-    for (name, ta) in &a {
-        let tb = &b[name];
-        let d = (ta - tb)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        // Same draws and the same CPU kernels in the same order: bit for bit (0 difference).
-        assert_eq!(d, 0.0, "{name} differs by {d}");
-    }
+    assert_same_tensors(&checkpoint_tensors(&whole), &checkpoint_tensors(&parts));
     let (ma, mb) = (RunState::read(&whole).unwrap(), RunState::read(&parts).unwrap());
     assert_eq!((ma.step, ma.adam_steps), (mb.step, mb.adam_steps));
     assert_eq!(ma.rng, mb.rng);
