@@ -152,8 +152,8 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// One experiment: its report computed, written (JSON, CSV) and drawn into `ctx.out`, inside a
-/// slot of `ctx.jobs` (`ncsn2d` computes each data set in a slot of its own, then writes and
-/// draws outside). Returns the table to print, with the files written.
+/// slot of `ctx.jobs` (`ncsn2d` computes each data set in a slot of its own, `manifold` each
+/// training run, then they write and draw outside). Returns the table to print, with the files written.
 pub fn run_experiment(experiment: Experiment, ctx: &Context) -> Result<Table> {
     let run = || -> Result<Table> {
         let report = experiment.compute(ctx)?;
@@ -164,7 +164,7 @@ pub fn run_experiment(experiment: Experiment, ctx: &Context) -> Result<Table> {
         Ok(table)
     };
     match experiment {
-        Experiment::Ncsn2d => run(),
+        Experiment::Ncsn2d | Experiment::Manifold => run(),
         _ => ctx.jobs.run(experiment.cost(), run),
     }
 }

@@ -47,7 +47,8 @@ impl Slots {
         self.n
     }
 
-    /// Runs `f` once a slot is free and no waiting part has a larger `cost`.
+    /// Runs `f` once a slot is free and no waiting part has a larger `cost`, with subnormal floats
+/// flushed to zero on this thread.
     pub fn run<T>(&self, cost: u64, f: impl FnOnce() -> T) -> T {
         let lock = || self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = lock();
@@ -71,6 +72,10 @@ impl Slots {
             }
         }
         let _release = Release(self);
+        // Every part computes with subnormals flushed to zero (`workbench::subnormal`: saturated
+        // softplus units make them, and each costs the CPU a microcode assist). Each part runs on
+        // its own thread, so the mode is set where it computes, whatever thread that is.
+        workbench::subnormal::flush_to_zero();
         f()
     }
 }

@@ -1,8 +1,8 @@
 //! toy2d: learned 2D scores with every objective of the paper, the toy experiments and a
 //! Langevin visualizer. `cargo run --release -p toy2d` makes every figure of the book's toy chapters.
 //!
-//! - [`model`], [`train`]: the score networks and their training loops; [`optim`]: Adam in one
-//!   pass per parameter.
+//! - [`model`], [`train`]: the score networks and their training loops; [`linear`], [`softplus`]:
+//!   their layer and activation, fused and vectorised on the CPU.
 //! - [`metrics`]: two-sample distances (kernel MMD, sliced Wasserstein) between samples and data.
 //! - [`scores`]: the exact noise-conditional score of a perturbed mixture (what the networks learn).
 //! - [`experiments`]: the paper's toy experiments, each computing a report of its numbers.
@@ -10,14 +10,16 @@
 //!   they share (heat maps, contours, arrow fields, scatter, GIF frames).
 //! - [`jobs`]: independent experiments side by side on the available cores.
 //! - [`cli`]: the `toy2d` command line: runs experiments, writes their JSON and draws their figures.
-//! - [`output`]: the output folder and atomic writes; [`alloc`]: the C allocator's settings.
+//! - [`output`]: the output folder and atomic writes.
 pub mod cli;
 pub mod experiments;
 pub mod figures;
 pub mod jobs;
+pub mod linear;
 pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod plot;
 pub mod scores;
+pub mod softplus;
 pub mod train;

@@ -9,10 +9,13 @@
 //!
 //! so `J_s(x) v` is the output tangent when the input tangent is `v`.
 use candle_core::{bail, DType, Device, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use ndarray::{Array2, ArrayView2};
 use rand::Rng;
 use score_matching::JvpScore;
+
+use crate::linear::{add_bias, Linear};
+use crate::softplus::{sigmoid, softplus};
 
 /// How a noise-conditional MLP is told the noise level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,121 +54,6 @@ pub trait ScoreModel {
     }
 }
 
-/// `softplus(a) = log(1 + e^a)`, computed as `max(a, 0) + log(1 + e^{-|a|})` so that it neither
-/// overflows for large `a` nor loses all digits for very negative `a`.
-///
-/// On the CPU in `f32` it is one fused op ([`Softplus`]: one pass forward, one backward, where the
-/// composite below takes seven tensor ops forward and about ten backward) with the same numbers.
-pub fn softplus(a: &Tensor) -> Result<Tensor> {
-    if a.device().is_cpu() && a.dtype() == DType::F32 {
-        a.contiguous()?.apply_op1(Softplus::default())
-    } else {
-        softplus_composite(a)
-    }
-}
-
-/// [`softplus`] from candle's elementary ops (any device and dtype).
-pub fn softplus_composite(a: &Tensor) -> Result<Tensor> {
-    a.relu()? + (a.abs()?.neg()?.exp()? + 1.0)?.log()?
-}
-
-/// [`softplus`] as one op on contiguous `f32` CPU tensors. Each element is rounded exactly as
-/// [`softplus_composite`] rounds it, forward and backward (the test checks the bits), so the two
-/// train the same models:
-///
-/// - forward: `max(a, 0) + ln(e + 1)`, `e = exp(-|a|)`;
-/// - backward: candle's chain rule through the seven ops, `dL/da = g [a >= 0] - (g / (e + 1)) e
-///   sign(a)` (`sign(0) = 1`), which is `g sigmoid(a)` up to rounding.
-///
-/// The forward pass keeps `e` for the backward pass (one `exp` per element saved).
-#[derive(Debug, Default)]
-pub struct Softplus {
-    e: std::sync::Mutex<Vec<f32>>,
-}
-
-/// The backward pass of [`Softplus`]: `(a, g) -> dL/da`, with the forward pass's `e = exp(-|a|)`.
-#[derive(Debug)]
-struct SoftplusGrad<'a> {
-    e: &'a [f32],
-}
-
-fn f32_slice<'a>(s: &'a candle_core::CpuStorage, l: &candle_core::Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (candle_core::CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => bail!("softplus: expected a contiguous f32 tensor"),
-    }
-}
-
-impl candle_core::CustomOp1 for Softplus {
-    fn name(&self) -> &'static str {
-        "softplus"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s: &candle_core::CpuStorage,
-        l: &candle_core::Layout,
-    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let a = f32_slice(s, l)?;
-        let mut e_kept = self.e.lock().unwrap_or_else(|p| p.into_inner());
-        e_kept.clear();
-        e_kept.extend(a.iter().map(|&a| (-a.abs()).exp())); // e = exp(-|a|)
-                                                            // max(a, 0) + ln(e + 1)
-        let out = a
-            .iter()
-            .zip(e_kept.iter())
-            .map(|(&a, &e)| a.max(0.0) + (e + 1.0).ln())
-            .collect();
-        Ok((candle_core::CpuStorage::F32(out), l.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let e = self.e.lock().unwrap_or_else(|p| p.into_inner());
-        if e.len() != arg.elem_count() {
-            bail!(
-                "softplus backward: the forward pass kept {} values for {} inputs",
-                e.len(),
-                arg.elem_count()
-            );
-        }
-        let op = SoftplusGrad { e: &e };
-        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &op)?))
-    }
-}
-
-impl candle_core::CustomOp2 for SoftplusGrad<'_> {
-    fn name(&self) -> &'static str {
-        "softplus-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &candle_core::CpuStorage,
-        l1: &candle_core::Layout,
-        s2: &candle_core::CpuStorage,
-        l2: &candle_core::Layout,
-    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (a, g) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
-        if a.len() != g.len() || a.len() != self.e.len() {
-            bail!("softplus backward: {} gradients for {} inputs", g.len(), a.len());
-        }
-        let out = a
-            .iter()
-            .zip(g)
-            .zip(self.e)
-            .map(|((&a, &g), &e)| {
-                let g = 0.0 + g; // the gradient store's `0 + g`
-                let nonneg = a >= 0.0;
-                let through_relu = g * if nonneg { 1.0 } else { 0.0 }; // d max(a, 0) / da = [a >= 0]
-                                                                       // ln(x), x = e + 1: g / x; exp: * e; neg: 0 - (.); abs: * sign(a)
-                let through_log = (0.0 - (g / (e + 1.0)) * e) * if nonneg { 1.0 } else { -1.0 };
-                through_relu + through_log
-            })
-            .collect();
-        Ok((candle_core::CpuStorage::F32(out), l1.shape().clone()))
-    }
-}
-
 /// One hidden layer `h = softplus(W x + b)` and its tangent `dh = sigmoid(W x + b) * (W dx)`.
 /// `modulate` is applied to the pre-activation and its tangent alike (it must be affine in `a`
 /// with a slope independent of `x`, like the per-level scale and shift below).
@@ -180,7 +68,7 @@ fn softplus_layer(
     let dh = match dx {
         Some(dx) => {
             let da = modulate(&dx.matmul(&layer.weight().t()?)?, true)?; // da = W dx (then scale)
-            Some((candle_nn::ops::sigmoid(&a)? * da)?) // softplus'(a) = sigmoid(a)
+            Some((sigmoid(&a)? * da)?) // softplus'(a) = sigmoid(a)
         }
         None => None,
     };
@@ -204,9 +92,9 @@ impl ScoreMlp {
             bail!("ScoreMlp: expected a positive number of hidden units, got 0");
         }
         Ok(Self {
-            lin1: linear(2, hidden, vb.pp("lin1"))?,
-            lin2: linear(hidden, hidden, vb.pp("lin2"))?,
-            lin3: linear(hidden, 2, vb.pp("lin3"))?,
+            lin1: Linear::new(2, hidden, vb.pp("lin1"))?,
+            lin2: Linear::new(hidden, hidden, vb.pp("lin2"))?,
+            lin3: Linear::new(hidden, 2, vb.pp("lin3"))?,
             dtype: vb.dtype(),
         })
     }
@@ -423,6 +311,61 @@ impl NoiseConditionalMlp {
     }
 }
 
+impl NoiseConditionalMlp {
+    /// `s(x, sigma_level)` for `x` of shape `(N, 2)`, every point at the same level: the
+    /// sampler's call. It computes what [`NoiseConditionalMlp::forward`] computes, with the level
+    /// folded into the weights first (as inference code folds a batch norm into the convolution
+    /// before it): the per-level scale and shift of a hidden layer,
+    /// `gamma (W x + b) + beta = (gamma W) x + (gamma b + beta)`, become one linear layer, as do
+    /// the input scale `c_in` (into `W_1`) and the division by sigma (into `W_3`, `b_3`). Each layer
+    /// is then a matrix product, a bias and a softplus, where the general path gathers a row of
+    /// every table per point and makes four more passes over the `(N, hidden)` activations.
+    /// Equal to `forward` up to the rounding of the folded products (a few ulp; tested).
+    pub fn forward_at_level(&self, x: &Tensor, level: usize) -> Result<Tensor> {
+        check_points(x)?;
+        if level >= self.sigmas.len() {
+            bail!(
+                "NoiseConditionalMlp: level {level} out of range, the model has {} noise levels",
+                self.sigmas.len()
+            );
+        }
+        let mlp = &self.mlp;
+        let (w1, b1) = (mlp.lin1.weight(), mlp.lin1.bias().clone());
+        let (w2, b2) = (mlp.lin2.weight(), mlp.lin2.bias().clone());
+        let (w3, b3) = (mlp.lin3.weight(), mlp.lin3.bias().clone());
+        // (W', b') of each layer at this level, W of shape (out, in).
+        let (l1, l2, l3) = match &self.conditioner {
+            Conditioner::Embedding(e) => {
+                let fold = |k: usize, w: &Tensor, b: &Tensor| -> Result<(Tensor, Tensor)> {
+                    let gamma = e.gamma[k].get(level)?; // (hidden,)
+                    let w = w.broadcast_mul(&gamma.unsqueeze(1)?)?; // gamma_k[i] W: row j times gamma_j
+                    let b = ((b * &gamma)? + e.beta[k].get(level)?)?; // gamma_k[i] b + beta_k[i]
+                    Ok((w, b))
+                };
+                let (w1, b1) = fold(0, w1, &b1)?;
+                let w1 = w1.broadcast_mul(&e.c_in.get(level)?)?; // W (c_in x) = (c_in W) x
+                let l3 = match &e.over_sigma {
+                    // f / sigma_i = (W_3 / sigma_i) h + b_3 / sigma_i
+                    Some(sigmas) => {
+                        let sigma = sigmas.get(level)?;
+                        (w3.broadcast_div(&sigma)?, b3.broadcast_div(&sigma)?)
+                    }
+                    None => (w3.clone(), b3),
+                };
+                ((w1, b1), fold(1, w2, &b2)?, l3)
+            }
+            Conditioner::DivideBySigma(sigmas) => {
+                let sigma = sigmas.get(level)?;
+                ((w1.clone(), b1), (w2.clone(), b2), (w3.broadcast_div(&sigma)?, b3.broadcast_div(&sigma)?))
+            }
+        };
+        let layer = |x: &Tensor, (w, b): &(Tensor, Tensor)| add_bias(&x.matmul(&w.t()?)?, b);
+        let h1 = softplus(&layer(x, &l1)?)?;
+        let h2 = softplus(&layer(&h1, &l2)?)?;
+        layer(&h2, &l3)
+    }
+}
+
 impl ScoreModel for NoiseConditionalMlp {
     fn score(&self, x: &Tensor, levels: Option<&Tensor>) -> Result<Tensor> {
         match levels {
@@ -448,7 +391,15 @@ impl langevin::NoiseConditionalScore<Array2<f64>> for NoiseConditionalMlp {
     }
 
     fn score(&self, x: &Array2<f64>, level: usize) -> langevin::Result<Array2<f64>> {
-        Ok(score_array(self, x.view(), Some(level), &self.device)?)
+        let (n, d) = x.dim();
+        if d != 2 {
+            return Err(candle_core::Error::Msg(format!("expected particles with 2 columns, got {d}")).into());
+        }
+        let values: Vec<f64> = x.iter().copied().collect(); // row-major, whatever the strides
+        let xt = Tensor::from_vec(values, (n, 2), &self.device)?.to_dtype(self.mlp.dtype)?;
+        let s = self.forward_at_level(&xt, level)?.to_dtype(DType::F64)?;
+        let flat = s.flatten_all()?.to_vec1::<f64>()?;
+        Ok(Array2::from_shape_vec((n, 2), flat).map_err(|e| candle_core::Error::Msg(e.to_string()))?)
     }
 }
 
@@ -457,16 +408,6 @@ fn check_points(x: &Tensor) -> Result<()> {
         [_, 2] => Ok(()),
         dims => bail!("score model: expected points of shape (N, 2), got {dims:?}"),
     }
-}
-
-/// A linear layer `in -> out` with PyTorch's default initialisation for `nn.Linear` (as in the
-/// reference toy): weight and bias from `U(-1/sqrt(in), 1/sqrt(in))`.
-pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
-    let bound = 1.0 / (in_dim as f64).sqrt();
-    let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
-    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
-    let bias = vb.get_with_hints(out_dim, "bias", init)?;
-    Ok(Linear::new(weight, Some(bias)))
 }
 
 /// A `VarBuilder` over a fresh `VarMap` whose variables are drawn from a generator seeded by
@@ -512,41 +453,40 @@ pub fn score_array(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Var;
+    use rand::SeedableRng;
 
     #[test]
-    fn fused_softplus_has_the_bits_of_the_composite_forward_and_backward() {
-        // Zero, both signs, tiny and huge values (where exp under- and overflows), and a ramp.
-        let mut values = vec![0.0f32, -0.0, 1e-30, -1e-30, 20.0, -20.0, 90.0, -90.0, 1e30, -1e30];
-        values.extend((0..2000).map(|i| (i as f32 - 1000.0) * 0.0137));
-        let n = values.len();
-        let a = Var::from_vec(values, n, &Device::Cpu).unwrap();
-        // A loss with a different weight per element so that each gradient element differs.
-        let w = Tensor::arange(0f32, n as f32, &Device::Cpu)
-            .unwrap()
-            .affine(0.01, -7.0)
-            .unwrap();
-        let run = |f: fn(&Tensor) -> Result<Tensor>| {
-            let y = f(a.as_tensor()).unwrap();
-            let loss = (&y * &w).unwrap().sum_all().unwrap();
-            let g = loss.backward().unwrap().get(&a).unwrap().clone();
-            let bits = |t: &Tensor| {
-                t.to_vec1::<f32>()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>()
-            };
-            (bits(&y), bits(&g))
-        };
-        let (y1, g1) = run(softplus);
-        let (y2, g2) = run(softplus_composite);
-        assert_eq!(y1, y2, "forward");
-        // Bit for bit, except that the composite may give -0 where the fused op gives +0.
-        let same = |p: u32, q: u32| p == q || (f32::from_bits(p) == 0.0 && f32::from_bits(q) == 0.0);
-        assert!(g1.iter().zip(&g2).all(|(&p, &q)| same(p, q)), "backward");
-        // And it is the softplus: ln 2 at 0, slope 1/2 there.
-        assert_eq!(f32::from_bits(y1[0]), 2f32.ln());
-        assert_eq!(f32::from_bits(g1[0]), 0.5 * -7.0);
+    fn folding_the_level_into_the_weights_gives_the_general_forward() {
+        let dev = Device::Cpu;
+        let sigmas = [5.0, 1.0, 0.2];
+        for conditioning in [
+            Conditioning::Embedding,
+            Conditioning::DivideBySigma,
+            Conditioning::EmbeddingOverSigma,
+        ] {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+            let (model, varmap) = NoiseConditionalMlp::seeded(64, &sigmas, conditioning, DType::F32, &dev, &mut rng).unwrap();
+            // Scales and shifts away from their identity start, so that the fold has work to do.
+            for (name, var) in varmap.data().lock().unwrap().iter() {
+                if name.starts_with("gamma") || name.starts_with("beta") {
+                    let noise = langevin::randn_tensor(&mut rng, var.dims(), DType::F32, &dev).unwrap();
+                    let start = if name.starts_with("gamma") { 1.0 } else { 0.0 };
+                    var.set(&(noise * 0.5).unwrap().affine(1.0, start).unwrap()).unwrap();
+                }
+            }
+            let x = (langevin::randn_tensor(&mut rng, &[300, 2], DType::F32, &dev).unwrap() * 3.0).unwrap();
+            for level in 0..sigmas.len() {
+                let levels = Tensor::from_vec(vec![level as u32; 300], 300, &dev).unwrap();
+                let general = model.forward(&x, &levels).unwrap().to_vec2::<f32>().unwrap();
+                let folded = model.forward_at_level(&x, level).unwrap().to_vec2::<f32>().unwrap();
+                // The folds reorder a few f32 products per weight; each output is a sum of 64
+                // terms of such products, so the two agree to some ulp of the output's scale.
+                let scale = general.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+                for (g, f) in general.iter().flatten().zip(folded.iter().flatten()) {
+                    assert!((g - f).abs() <= 64.0 * f32::EPSILON * scale, "{conditioning:?} level {level}: {g} vs {f}");
+                }
+            }
+            assert!(model.forward_at_level(&x, 3).is_err());
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod files;
 pub mod font;
 pub mod init;
 pub mod progress;
+pub mod subnormal;
 pub mod vars;
 
 pub use adam::{Adam, AdamConfig};

@@ -151,16 +151,16 @@ impl Experiment {
         match self {
             Experiment::Scores => 1,
             Experiment::AscentVsLangevin => 1,
-            Experiment::ScoreField => 10,
-            Experiment::LangevinWeights => 25,
-            Experiment::Manifold => 40,
+            Experiment::ScoreField => 8,
+            Experiment::LangevinWeights => 7,
+            Experiment::Manifold => manifold::COST,
             Experiment::Ncsn2d => ncsn2d::COST_PER_TOY * TOYS_IN_NCSN2D,
             Experiment::Trajectories => 1,
         }
     }
 
     /// Computes the experiment's report (`ncsn2d`: each data set inside its own slot of
-    /// `ctx.jobs`; the others run in the caller's slot).
+    /// `ctx.jobs`, `manifold` each training run; the others run in the caller's slot).
     pub fn compute(self, ctx: &Context) -> anyhow::Result<Report> {
         Ok(match self {
             Experiment::Scores => Report::Scores(scores::compute(ctx)?),

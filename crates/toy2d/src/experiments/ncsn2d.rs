@@ -60,7 +60,7 @@ pub const MMD_DRAWS: usize = 5;
 pub const FIRST_DRAW_STREAM: u64 = 1100;
 /// About how many seconds of one core one data set takes (see [`crate::jobs`]): about half in
 /// training, half in sampling the 5,000 particles of the MMD's draws.
-pub const COST_PER_TOY: u64 = 25;
+pub const COST_PER_TOY: u64 = 24;
 
 /// One data set in `ncsn2d.json`.
 #[derive(Debug, Clone, Serialize)]
