@@ -12,6 +12,8 @@ use toy2d::model::{Conditioning, NoiseConditionalMlp, ScoreMlp};
 use toy2d::train::{adam, ncsn_loss, objective_loss, Objective, ProjectionKind};
 
 fn training_steps(c: &mut Criterion) {
+    // As the toy2d CLI computes (its parts run with subnormals flushed, see `toy2d::jobs`).
+    workbench::subnormal::flush_to_zero();
     let dev = Device::Cpu;
     let p = gmm::datasets::paper_mixture();
     let objectives = [

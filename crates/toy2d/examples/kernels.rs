@@ -41,9 +41,10 @@ fn time_ms(repeats: usize, inner: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    // As the toy2d CLI: candle's matmuls on one thread, freed memory kept.
+    // As the toy2d CLI: candle's matmuls on one thread, freed memory kept, subnormals flushed.
     std::env::set_var("RAYON_NUM_THREADS", "1");
     workbench::alloc::keep_freed_memory();
+    workbench::subnormal::flush_to_zero();
     let repeats: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(7);
     let config = annealed_config()?;
     let exact = toy2d::scores::PerturbedMixture::new(paper_mixture(), &config.sigmas)?;

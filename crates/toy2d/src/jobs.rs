@@ -48,7 +48,7 @@ impl Slots {
     }
 
     /// Runs `f` once a slot is free and no waiting part has a larger `cost`, with subnormal floats
-/// flushed to zero on this thread.
+    /// flushed to zero on this thread.
     pub fn run<T>(&self, cost: u64, f: impl FnOnce() -> T) -> T {
         let lock = || self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = lock();

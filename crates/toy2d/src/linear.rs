@@ -139,7 +139,15 @@ mod tests {
         // The same additions: the outputs and da are the same bits.
         assert_eq!((y1, da1), (y2, da2));
         // db: 37 terms summed in f32 in some order: within 37 ulp of the largest partial sum.
-        let scale = w.abs().unwrap().sum(0).unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let scale = w
+            .abs()
+            .unwrap()
+            .sum(0)
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         for (p, q) in db1.iter().zip(&db2) {
             assert!((p - q).abs() <= 37.0 * f32::EPSILON * scale, "{p} vs {q}");
         }

@@ -356,7 +356,11 @@ impl NoiseConditionalMlp {
             }
             Conditioner::DivideBySigma(sigmas) => {
                 let sigma = sigmas.get(level)?;
-                ((w1.clone(), b1), (w2.clone(), b2), (w3.broadcast_div(&sigma)?, b3.broadcast_div(&sigma)?))
+                (
+                    (w1.clone(), b1),
+                    (w2.clone(), b2),
+                    (w3.broadcast_div(&sigma)?, b3.broadcast_div(&sigma)?),
+                )
             }
         };
         let layer = |x: &Tensor, (w, b): &(Tensor, Tensor)| add_bias(&x.matmul(&w.t()?)?, b);
@@ -465,7 +469,8 @@ mod tests {
             Conditioning::EmbeddingOverSigma,
         ] {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-            let (model, varmap) = NoiseConditionalMlp::seeded(64, &sigmas, conditioning, DType::F32, &dev, &mut rng).unwrap();
+            let (model, varmap) =
+                NoiseConditionalMlp::seeded(64, &sigmas, conditioning, DType::F32, &dev, &mut rng).unwrap();
             // Scales and shifts away from their identity start, so that the fold has work to do.
             for (name, var) in varmap.data().lock().unwrap().iter() {
                 if name.starts_with("gamma") || name.starts_with("beta") {
@@ -483,7 +488,10 @@ mod tests {
                 // terms of such products, so the two agree to some ulp of the output's scale.
                 let scale = general.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
                 for (g, f) in general.iter().flatten().zip(folded.iter().flatten()) {
-                    assert!((g - f).abs() <= 64.0 * f32::EPSILON * scale, "{conditioning:?} level {level}: {g} vs {f}");
+                    assert!(
+                        (g - f).abs() <= 64.0 * f32::EPSILON * scale,
+                        "{conditioning:?} level {level}: {g} vs {f}"
+                    );
                 }
             }
             assert!(model.forward_at_level(&x, 3).is_err());

@@ -45,8 +45,8 @@ fn exp_nonpositive(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4; // 0.693359375, 9 significant bits
     const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
-    // Adding 1.5 * 2^23 rounds to the nearest integer (the sum has no bits below 1), without a
-    // `round` instruction that plain x86-64 lacks; its low mantissa bits are then `n`.
+                                         // Adding 1.5 * 2^23 rounds to the nearest integer (the sum has no bits below 1), without a
+                                         // `round` instruction that plain x86-64 lacks; its low mantissa bits are then `n`.
     const ROUND: f32 = 12_582_912.0;
     let below = x < -87.0;
     let x = if below { -87.0 } else { x }; // (a NaN goes through)
@@ -274,7 +274,10 @@ impl candle_core::CustomOp1 for Softplus {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &SoftplusGrad)?))
+        Ok(Some(
+            arg.contiguous()?
+                .apply_op2_no_bwd(&grad_res.contiguous()?, &SoftplusGrad)?,
+        ))
     }
 }
 
@@ -300,7 +303,9 @@ mod tests {
     /// The values of the tests: zero, both signs, tiny and huge values (where `exp` under- and
     /// overflows), the cut-off at -87 and a dense ramp over [-100, 100].
     fn inputs() -> Vec<f32> {
-        let mut v = vec![0.0f32, -0.0, 1e-30, -1e-30, 20.0, -20.0, 86.9, -86.9, 87.1, -87.1, 90.0, -90.0];
+        let mut v = vec![
+            0.0f32, -0.0, 1e-30, -1e-30, 20.0, -20.0, 86.9, -86.9, 87.1, -87.1, 90.0, -90.0,
+        ];
         v.extend([1e30, -1e30, f32::INFINITY, f32::NEG_INFINITY]);
         v.extend((0..200_001).map(|i| (i as f32 - 100_000.0) * 1e-3));
         v
@@ -310,7 +315,10 @@ mod tests {
     fn exact(a: f32) -> (f64, f64) {
         let a = a as f64;
         let e = (-a.abs()).exp();
-        (a.max(0.0) + e.ln_1p(), if a >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) })
+        (
+            a.max(0.0) + e.ln_1p(),
+            if a >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) },
+        )
     }
 
     #[test]
@@ -320,13 +328,19 @@ mod tests {
         for i in 0..87_000 {
             let x = -(i as f32) * 1e-3;
             let (got, want) = (exp_nonpositive(x) as f64, (x as f64).exp());
-            assert!((got - want).abs() <= 2.0 * f32::EPSILON as f64 * want, "exp({x}) = {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 2.0 * f32::EPSILON as f64 * want,
+                "exp({x}) = {got}, want {want}"
+            );
         }
         assert_eq!((exp_nonpositive(0.0), exp_nonpositive(-87.5)), (1.0, 0.0));
         for i in 0..=100_000 {
             let u = 1.0 + i as f32 * 1e-5;
             let (got, want) = (ln_1_to_2(u) as f64, (u as f64).ln());
-            assert!((got - want).abs() <= 2.0 * f32::EPSILON as f64 * want.max(f32::EPSILON as f64), "ln({u}) = {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 2.0 * f32::EPSILON as f64 * want.max(f32::EPSILON as f64),
+                "ln({u}) = {got}, want {want}"
+            );
         }
         assert_eq!(ln_1_to_2(1.0), 0.0);
     }
@@ -354,13 +368,22 @@ mod tests {
             // rounding of 1 + e to f32 before the logarithm (candle's composite rounds the same).
             let tol = 4.0 * eps * sp + 2f64.powi(-24);
             for (name, got) in [("fused", y[i]), ("composite", yc[i])] {
-                assert!(got as f64 == sp || (got as f64 - sp).abs() <= tol, "{name} softplus({}) = {got}, want {sp}", values[i]);
+                assert!(
+                    got as f64 == sp || (got as f64 - sp).abs() <= tol,
+                    "{name} softplus({}) = {got}, want {sp}",
+                    values[i]
+                );
             }
             // Backward: g sigmoid(a), 4 ulp relative (exp, the division and the product), and
             // absolute |g| e^-87 for the `e` cut off below -87.
             let want = w[i] as f64 * sig;
             let tol = 4.0 * eps * want.abs() + (w[i] as f64).abs() * (-87f64).exp();
-            assert!((g[i] as f64 - want).abs() <= tol, "d softplus({}) = {}, want {want}", values[i], g[i]);
+            assert!(
+                (g[i] as f64 - want).abs() <= tol,
+                "d softplus({}) = {}, want {want}",
+                values[i],
+                g[i]
+            );
             assert!((gc[i] as f64 - want).abs() <= tol.max(1e-6 * want.abs()));
         }
         // Exactly: ln 2 and slope 1/2 at 0; the identity far right; 0 far left.
@@ -374,13 +397,25 @@ mod tests {
         let n = values.len();
         let a = Var::from_vec(values.clone(), n, &Device::Cpu).unwrap();
         let s = sigmoid(a.as_tensor()).unwrap();
-        let g = s.sum_all().unwrap().backward().unwrap().get(&a).unwrap().to_vec1::<f32>().unwrap();
+        let g = s
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(&a)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let s = s.to_vec1::<f32>().unwrap();
         let eps = f32::EPSILON as f64;
         for i in 0..n {
             let (_, want) = exact(values[i]);
             // 3 ulp (exp, 1 + e, the division), and e^-87 absolute for the cut-off.
-            assert!((s[i] as f64 - want).abs() <= 3.0 * eps * want + (-87f64).exp(), "sigmoid({})", values[i]);
+            assert!(
+                (s[i] as f64 - want).abs() <= 3.0 * eps * want + (-87f64).exp(),
+                "sigmoid({})",
+                values[i]
+            );
             // s (1 - s): the error of s (3 ulp of s <= 1) goes through with a factor |1 - 2s| <= 1,
             // absolute, since 1 - s is exact and loses the relative accuracy near s = 1; plus
             // the two roundings of the product.
@@ -404,7 +439,10 @@ mod tests {
         let g: Vec<f32> = a.iter().map(|v| (v * 3.7).sin()).collect();
         let (y1, d1) = (map(&a, Pass::Softplus), map(&a, Pass::SoftplusGrad(&g)));
         // One element at a time: no loop for the compiler to vectorise.
-        let (mut y2, mut d2) = (vec![MaybeUninit::new(0.0f32); a.len()], vec![MaybeUninit::new(0.0f32); a.len()]);
+        let (mut y2, mut d2) = (
+            vec![MaybeUninit::new(0.0f32); a.len()],
+            vec![MaybeUninit::new(0.0f32); a.len()],
+        );
         for i in 0..a.len() {
             forward_slice(&a[i..=i], &mut y2[i..=i]);
             backward_slice(&a[i..=i], &g[i..=i], &mut d2[i..=i]);

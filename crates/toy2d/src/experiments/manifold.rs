@@ -231,7 +231,12 @@ pub fn compute(ctx: &Context) -> Result<Report> {
     let parts = objectives
         .iter()
         .enumerate()
-        .flat_map(|(k, objective)| [0.0, NOISE].into_iter().enumerate().map(move |(j, noise)| (k, j, objective, noise)))
+        .flat_map(|(k, objective)| {
+            [0.0, NOISE]
+                .into_iter()
+                .enumerate()
+                .map(move |(j, noise)| (k, j, objective, noise))
+        })
         .map(|(k, j, objective, noise)| (run_cost(&objective.1), (k, j, objective, noise)))
         .collect();
     let runs = crate::jobs::map_parallel(&ctx.jobs, parts, |(k, j, (name, objective), noise)| {
