@@ -7,13 +7,14 @@
 //! `softplus(a) = max(a, 0) + ln(1 + e)`, `sigmoid(a) = [a >= 0 ? 1 : e] / (1 + e)`.
 //!
 //! On the CPU in `f32` the forward and the backward pass are one op each ([`Softplus`]), and
-//! `exp` and `ln` are the short polynomials below instead of calls into the
-//! C library: a loop of plain arithmetic that the compiler turns into SIMD (16 lanes with AVX-512),
-//! where `libm`'s `expf` and `logf` take one element per call. In `ncsn2d`, which samples 6,000
+//! `exp` and `ln` are the workbench's polynomials (`workbench::fastmath`) instead of calls into
+//! the C library: a loop of plain arithmetic that the compiler turns into SIMD (16 lanes with
+//! AVX-512), where `libm`'s `expf` and `logf` take one element per call. In `ncsn2d`, which samples 6,000
 //! particles for 1,000 steps through two layers of 256 softplus units, the library calls were 40%
 //! of the run time. Elsewhere (other devices and dtypes) [`softplus`] is candle's ops composed.
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
+use workbench::fastmath::{exp_nonpositive, ln_1_to_2};
 
 /// `softplus(a)`, elementwise (fused on contiguous `f32` CPU tensors, see the module docs).
 pub fn softplus(a: &Tensor) -> Result<Tensor> {
@@ -27,70 +28,6 @@ pub fn softplus(a: &Tensor) -> Result<Tensor> {
 /// [`softplus`] from candle's elementary ops (any device and dtype).
 pub fn softplus_composite(a: &Tensor) -> Result<Tensor> {
     a.relu()? + (a.abs()?.neg()?.exp()? + 1.0)?.log()?
-}
-
-/// `e^x` for `x <= 0` in `f32`, to about 1 ulp; 0 below `x = -87`, where `e^x` would soon fall
-/// under the smallest normal `f32` (subnormal results are slow, see `workbench::subnormal`, and
-/// `ln(1 + e)` rounds to 0 long before: `1 + e == 1` once `e < 2^-24`).
-///
-/// Range reduction: `x = n ln 2 + r` with `n = round(x / ln 2)` and `|r| <= ln(2) / 2`, so
-/// `e^x = 2^n e^r`; `ln 2` is split in two (`LN2_HI` has few bits, so `n LN2_HI` is exact) to keep
-/// `r` accurate. `e^r` is Cephes' degree-7 polynomial, `2^n` is built from its exponent bits.
-///
-/// Every `a * b + c` is a fused multiply-add (`mul_add`, one rounding): one instruction on CPUs
-/// since 2013, and the same bits on any CPU (without the instruction the library computes it
-/// exactly, slowly), so the results do not depend on the SIMD width chosen below.
-#[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4; // 0.693359375, 9 significant bits
-    const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
-                                         // Adding 1.5 * 2^23 rounds to the nearest integer (the sum has no bits below 1), without a
-                                         // `round` instruction that plain x86-64 lacks; its low mantissa bits are then `n`.
-    const ROUND: f32 = 12_582_912.0;
-    let below = x < -87.0;
-    let x = if below { -87.0 } else { x }; // (a NaN goes through)
-    let t = x.mul_add(LOG2E, ROUND);
-    let n = t - ROUND; // round(x / ln 2), as a float
-    let n_bits = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32; // the same, as an integer
-    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x)); // x - n ln 2
-    let p = 1.987_569_2e-4f32
-        .mul_add(r, 1.398_2e-3)
-        .mul_add(r, 8.333_452e-3)
-        .mul_add(r, 4.166_579_6e-2)
-        .mul_add(r, 0.166_666_65)
-        .mul_add(r, 0.5);
-    let exp_r = p.mul_add(r * r, r) + 1.0; // 1 + r + r^2 p(r)
-    let two_n = f32::from_bits(((n_bits + 127) as u32) << 23); // 2^n, n in [-126, 0]
-    if below {
-        0.0
-    } else {
-        exp_r * two_n
-    }
-}
-
-/// `ln(u)` for `u` in `[1, 2]` (as `u = 1 + e` here), to about 1 ulp: Cephes' `logf`. With
-/// `u = 2^k m`, `m` in `[1/sqrt 2, sqrt 2)` (k = 0 or 1 on this range) and `f = m - 1` (exact),
-/// `ln u = k ln 2 + f - f^2/2 + f^3 P(f)`.
-#[inline(always)]
-fn ln_1_to_2(u: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let high = u > std::f32::consts::SQRT_2;
-    let k: f32 = if high { 1.0 } else { 0.0 };
-    let f = if high { u * 0.5 } else { u } - 1.0;
-    let z = f * f;
-    let p = 7.037_683_6e-2f32
-        .mul_add(f, -0.115_146_1)
-        .mul_add(f, 0.116_769_98)
-        .mul_add(f, -0.124_201_41)
-        .mul_add(f, 0.142_493_23)
-        .mul_add(f, -0.166_680_57)
-        .mul_add(f, 0.200_007_15)
-        .mul_add(f, -0.249_999_94)
-        .mul_add(f, 0.333_333_3);
-    let y = k.mul_add(LN2_LO, (p * f).mul_add(z, -0.5 * z)); // f^3 P(f) - f^2/2 + k LN2_LO
-    k.mul_add(LN2_HI, f + y)
 }
 
 /// Forward pass over a slice: `out = softplus(a)`.
@@ -319,30 +256,6 @@ mod tests {
             a.max(0.0) + e.ln_1p(),
             if a >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) },
         )
-    }
-
-    #[test]
-    fn exp_and_ln_kernels_are_within_two_ulp() {
-        // 2 ulp: Cephes' polynomials are accurate to about 1 ulp, plus the rounding of the
-        // range reduction.
-        for i in 0..87_000 {
-            let x = -(i as f32) * 1e-3;
-            let (got, want) = (exp_nonpositive(x) as f64, (x as f64).exp());
-            assert!(
-                (got - want).abs() <= 2.0 * f32::EPSILON as f64 * want,
-                "exp({x}) = {got}, want {want}"
-            );
-        }
-        assert_eq!((exp_nonpositive(0.0), exp_nonpositive(-87.5)), (1.0, 0.0));
-        for i in 0..=100_000 {
-            let u = 1.0 + i as f32 * 1e-5;
-            let (got, want) = (ln_1_to_2(u) as f64, (u as f64).ln());
-            assert!(
-                (got - want).abs() <= 2.0 * f32::EPSILON as f64 * want.max(f32::EPSILON as f64),
-                "ln({u}) = {got}, want {want}"
-            );
-        }
-        assert_eq!(ln_1_to_2(1.0), 0.0);
     }
 
     #[test]

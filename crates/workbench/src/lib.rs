@@ -3,6 +3,7 @@ pub mod adam;
 pub mod alloc;
 pub mod device;
 mod error;
+pub mod fastmath;
 pub mod files;
 pub mod font;
 pub mod init;
