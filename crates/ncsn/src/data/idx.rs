@@ -55,28 +55,42 @@ fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The `i`-th big-endian 32-bit word of an IDX file's header, if the bytes reach it.
+fn header_word(bytes: &[u8], i: usize) -> Option<u32> {
+    let b = bytes.get(4 * i..4 * i + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Checks an IDX file's magic number against the kind expected (`LABELS_MAGIC` or
+/// `IMAGES_MAGIC`), saying so when the file is of the other kind.
+fn check_magic(magic: u32, want: u32) -> std::result::Result<(), String> {
+    let (kind, other, other_magic, example) = if want == LABELS_MAGIC {
+        ("labels", "images", IMAGES_MAGIC, "train-labels-idx1-ubyte")
+    } else {
+        ("images", "labels", LABELS_MAGIC, "train-images-idx3-ubyte")
+    };
+    if magic == other_magic {
+        return Err(format!(
+            "is an IDX {other} file (magic 0x{magic:08x}); expected {article} {kind} file (magic 0x{want:08x}), \
+             e.g. {example}.gz",
+            article = if kind == "images" { "an" } else { "a" }
+        ));
+    }
+    if magic != want {
+        return Err(format!(
+            "has magic number 0x{magic:08x}; expected 0x{want:08x} (an IDX {kind} file, like MNIST's {example})"
+        ));
+    }
+    Ok(())
+}
+
 /// Parses the bytes of an IDX labels file (already decompressed): 8 header bytes (magic, count)
 /// and `count` labels.
 pub fn parse_labels(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let word = |i: usize| -> Option<u32> {
-        let b = bytes.get(4 * i..4 * i + 4)?;
-        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let (Some(magic), Some(count)) = (word(0), word(1)) else {
+    let (Some(magic), Some(count)) = (header_word(bytes, 0), header_word(bytes, 1)) else {
         return Err("is too short for an IDX labels header (expected at least 8 bytes)".into());
     };
-    if magic == IMAGES_MAGIC {
-        return Err(format!(
-            "is an IDX images file (magic 0x{magic:08x}); expected a labels file (magic 0x{LABELS_MAGIC:08x}), \
-             e.g. train-labels-idx1-ubyte.gz"
-        ));
-    }
-    if magic != LABELS_MAGIC {
-        return Err(format!(
-            "has magic number 0x{magic:08x}; expected 0x{LABELS_MAGIC:08x} (an IDX labels file, like MNIST's \
-             train-labels-idx1-ubyte)"
-        ));
-    }
+    check_magic(magic, LABELS_MAGIC)?;
     let count = count as usize;
     if count.checked_add(8) != Some(bytes.len()) || count == 0 {
         return Err(format!(
@@ -90,23 +104,9 @@ pub fn parse_labels(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
 
 /// Parses the bytes of an IDX images file (already decompressed).
 pub fn parse_images(bytes: &[u8]) -> std::result::Result<ImageSet, String> {
-    let word = |i: usize| -> Option<u32> {
-        let b = bytes.get(4 * i..4 * i + 4)?;
-        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let magic = word(0).ok_or("is too short for an IDX header (expected at least 16 bytes)")?;
-    if magic == LABELS_MAGIC {
-        return Err(format!(
-            "is an IDX labels file (magic 0x{magic:08x}); expected an images file (magic 0x{IMAGES_MAGIC:08x}), \
-             e.g. train-images-idx3-ubyte.gz"
-        ));
-    }
-    if magic != IMAGES_MAGIC {
-        return Err(format!(
-            "has magic number 0x{magic:08x}; expected 0x{IMAGES_MAGIC:08x} (an IDX images file, like MNIST's \
-             train-images-idx3-ubyte)"
-        ));
-    }
+    let magic = header_word(bytes, 0).ok_or("is too short for an IDX header (expected at least 16 bytes)")?;
+    check_magic(magic, IMAGES_MAGIC)?;
+    let word = |i| header_word(bytes, i);
     let (Some(count), Some(rows), Some(cols)) = (word(1), word(2), word(3)) else {
         return Err("is too short for an IDX header (expected 16 bytes)".into());
     };
@@ -193,5 +193,34 @@ mod tests {
         for (i, &l) in labels.iter().enumerate() {
             assert_eq!(usize::from(l), i / 500, "label {i}");
         }
+    }
+
+    #[test]
+    fn each_parser_names_the_other_kind_of_file() {
+        // The header of a labels file (magic 0x801, 2 labels) given to the images parser, and an
+        // images header (magic 0x803, 1 image of 1x1) given to the labels parser.
+        let labels = labels_file(LABELS_MAGIC, 2, &[3, 4]);
+        let mut images = IMAGES_MAGIC.to_be_bytes().to_vec();
+        for w in [1u32, 1, 1] {
+            images.extend(w.to_be_bytes());
+        }
+        images.push(9);
+        assert_eq!(
+            parse_images(&labels).err().as_deref(),
+            Some(
+                "is an IDX labels file (magic 0x00000801); expected an images file (magic 0x00000803), \
+                 e.g. train-images-idx3-ubyte.gz"
+            )
+        );
+        assert_eq!(
+            parse_labels(&images).err().as_deref(),
+            Some(
+                "is an IDX images file (magic 0x00000803); expected a labels file (magic 0x00000801), \
+                 e.g. train-labels-idx1-ubyte.gz"
+            )
+        );
+        // And both accept their own kind.
+        assert_eq!(parse_labels(&labels).unwrap(), vec![3, 4]);
+        assert!(parse_images(&images).is_ok());
     }
 }
