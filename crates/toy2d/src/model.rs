@@ -86,7 +86,7 @@ pub struct ScoreMlp {
 
 impl ScoreMlp {
     /// New MLP with parameters `lin{1,2,3}.{weight,bias}` under `vb`, initialised as PyTorch
-    /// does ([`linear`]); see [`ScoreMlp::seeded`] for a reproducible draw.
+    /// does ([`Linear::new`]); see [`ScoreMlp::seeded`] for a reproducible draw.
     pub fn new(hidden: usize, vb: VarBuilder) -> Result<Self> {
         if hidden == 0 {
             bail!("ScoreMlp: expected a positive number of hidden units, got 0");

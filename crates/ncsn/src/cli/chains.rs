@@ -28,7 +28,7 @@ pub const CHAIN_COLUMNS: usize = 8;
 /// Which model to use.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Run folder of `ncsn train` (or its checkpoint.json, or a checkpoint-<step>.json kept by
+    /// Run folder of `ncsn train` (or its checkpoint.json, or a checkpoint-STEP.json kept by
     /// keep_every); or a bare .safetensors file of weights (e.g. a converted reference
     /// checkpoint), which needs --model-config
     #[arg(long)]
@@ -77,7 +77,7 @@ pub struct ChainArgs {
     /// Pixels per image pixel in the pictures
     #[arg(long, default_value_t = 2)]
     pub scale: u32,
-    /// Output folder [default: <run folder>/samples or ./samples; <run folder>/inpainting or ./inpainting]
+    /// Output folder [default: RUN/samples or ./samples; RUN/inpainting or ./inpainting, RUN the run folder]
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

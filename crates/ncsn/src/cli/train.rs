@@ -21,7 +21,7 @@ pub struct TrainArgs {
     /// cpu, cuda or cuda:N (cuda needs a build with `--features cuda`)
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Run folder [default: runs/<name>]
+    /// Run folder [default: runs/NAME, NAME the config's name]
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
