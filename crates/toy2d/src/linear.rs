@@ -7,6 +7,7 @@
 //! which was a sixth of a training step of the 2D networks (`perf`, `manifold`).
 use candle_core::{bail, CpuStorage, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
+use workbench::storage::f32_slice;
 
 /// `y = x W^T + b` with `W` of shape `(out, in)` and `b` of shape `(out,)`.
 #[derive(Debug, Clone)]
@@ -67,20 +68,13 @@ struct AddBias;
 #[derive(Debug, Clone, Copy)]
 struct ColumnSums;
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => bail!("add_bias: expected a contiguous f32 tensor"),
-    }
-}
-
 impl candle_core::CustomOp2 for AddBias {
     fn name(&self) -> &'static str {
         "add-bias"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (a, b) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let (a, b) = (f32_slice("add_bias", s1, l1)?, f32_slice("add_bias", s2, l2)?);
         if b.is_empty() || a.len() % b.len() != 0 {
             bail!("add_bias: {} values in rows of {}", a.len(), b.len());
         }
@@ -103,7 +97,7 @@ impl candle_core::CustomOp1 for ColumnSums {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = f32_slice(s, l)?;
+        let g = f32_slice("add_bias", s, l)?;
         let (_, h) = l.shape().dims2()?;
         let mut sums = vec![0.0f32; h];
         for row in g.chunks_exact(h.max(1)) {

@@ -15,6 +15,7 @@
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
 use workbench::fastmath::{exp_nonpositive, ln_1_to_2};
+use workbench::storage::f32_slice;
 
 /// `softplus(a)`, elementwise (fused on contiguous `f32` CPU tensors, see the module docs).
 pub fn softplus(a: &Tensor) -> Result<Tensor> {
@@ -174,7 +175,7 @@ impl candle_core::CustomOp1 for Sigmoid {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let a = f32_slice(s, l)?;
+        let a = f32_slice("softplus", s, l)?;
         Ok((CpuStorage::F32(map(a, Pass::Sigmoid)), l.shape().clone()))
     }
 
@@ -193,20 +194,13 @@ pub struct Softplus;
 #[derive(Debug, Clone, Copy)]
 struct SoftplusGrad;
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => bail!("softplus: expected a contiguous f32 tensor"),
-    }
-}
-
 impl candle_core::CustomOp1 for Softplus {
     fn name(&self) -> &'static str {
         "softplus"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let a = f32_slice(s, l)?;
+        let a = f32_slice("softplus", s, l)?;
         Ok((CpuStorage::F32(map(a, Pass::Softplus)), l.shape().clone()))
     }
 
@@ -224,7 +218,7 @@ impl candle_core::CustomOp2 for SoftplusGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (a, g) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let (a, g) = (f32_slice("softplus", s1, l1)?, f32_slice("softplus", s2, l2)?);
         if a.len() != g.len() {
             bail!("softplus backward: {} gradients for {} inputs", g.len(), a.len());
         }

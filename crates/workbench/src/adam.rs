@@ -215,34 +215,19 @@ mod fused {
         })
     }
 
-    /// The elements of a contiguous tensor's storage.
-    fn slice<'a, T>(data: &'a [T], l: &Layout) -> Result<&'a [T]> {
-        match l.contiguous_offsets() {
-            Some((a, b)) => Ok(&data[a..b]),
-            None => candle_core::bail!("adam: expected a contiguous tensor"),
-        }
-    }
-
-    fn slice_mut<'a, T>(data: &'a mut [T], l: &Layout) -> Result<&'a mut [T]> {
-        match l.contiguous_offsets() {
-            Some((a, b)) => Ok(&mut data[a..b]),
-            None => candle_core::bail!("adam: expected a contiguous tensor"),
-        }
-    }
-
     /// Runs `f32_fn` or `f64_fn` on the destination and the sources' elements.
     macro_rules! dispatch {
         ($dst:expr, $dl:expr, [$(($s:expr, $sl:expr)),*], |$d:ident, $($x:ident),*| $body:expr) => {
             match $dst {
                 CpuStorage::F32(d) => {
-                    let $d = slice_mut(d, $dl)?;
-                    $(let $x = match $s { CpuStorage::F32(x) => slice(x, $sl)?, _ => candle_core::bail!("adam: mixed dtypes") };)*
+                    let $d = crate::storage::slice_mut("adam", d, $dl)?;
+                    $(let $x = match $s { CpuStorage::F32(x) => crate::storage::slice("adam", x, $sl)?, _ => candle_core::bail!("adam: mixed dtypes") };)*
                     type F = f32;
                     $body(F::from_f64)
                 }
                 CpuStorage::F64(d) => {
-                    let $d = slice_mut(d, $dl)?;
-                    $(let $x = match $s { CpuStorage::F64(x) => slice(x, $sl)?, _ => candle_core::bail!("adam: mixed dtypes") };)*
+                    let $d = crate::storage::slice_mut("adam", d, $dl)?;
+                    $(let $x = match $s { CpuStorage::F64(x) => crate::storage::slice("adam", x, $sl)?, _ => candle_core::bail!("adam: mixed dtypes") };)*
                     type F = f64;
                     $body(F::from_f64)
                 }

@@ -3,11 +3,44 @@
 //! The C library's `expf` and `logf` are one call per element; elementwise loops over activations
 //! (ncsn's ELU, the toys' softplus and sigmoid) that call them run one element at a time. These
 //! are Cephes' methods (range reduction, then a minimax polynomial), branch-free, with every
-//! `a * b + c` a fused multiply-add (`mul_add`, one rounding). Call them from a loop compiled with
-//! the `fma` target feature (and AVX2 or AVX-512), as the callers' `#[target_feature]` wrappers
-//! do: there each `mul_add` is one instruction and the loop runs 8 or 16 lanes at once. Without
-//! the feature, `mul_add` is a correctly rounded library call, slow but with the same bits, so
-//! the results never depend on the SIMD width a CPU gets.
+//! `a * b + c` a fused multiply-add (`mul_add`, one rounding). Call them from a loop inside
+//! [`simd`], which compiles it with the `fma` target feature and AVX-512 or AVX2: there each
+//! `mul_add` is one instruction and the loop runs 16 or 8 lanes at once. Without the feature,
+//! `mul_add` is a correctly rounded library call, slow but with the same bits, so the results
+//! never depend on the SIMD width a CPU gets.
+
+/// Runs `f` compiled for the widest SIMD this CPU has: AVX-512 with FMA, AVX2 with FMA, or plain
+/// code. The closure is inlined into a function with those target features, so the loop in it is
+/// vectorised for them (the way `pulp` and `gemm` dispatch). Keep the closure one plain loop:
+/// LLVM may compile a larger one (a `match` over several loops, say) on its own, without the
+/// features, and then every `mul_add` is a library call, ten times slower (measured on the
+/// toys' softplus, which keeps its own `#[target_feature]` wrappers for that reason). Plain
+/// arithmetic gives the same bits at every width; only more lanes run at once.
+#[inline(always)]
+pub fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,fma")]
+        fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::is_x86_feature_detected!("fma") {
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F and FMA (checked above).
+                return unsafe { avx512(f) };
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
+                return unsafe { avx2(f) };
+            }
+        }
+    }
+    f()
+}
 
 /// `e^x` for `x <= 0`, to about 1 ulp (tested to 2); 0 below `x = -87`, where `e^x` would soon
 /// fall under the smallest normal `f32` (subnormal results are slow, see [`crate::subnormal`]).

@@ -8,6 +8,7 @@ pub mod files;
 pub mod font;
 pub mod init;
 pub mod progress;
+pub mod storage;
 pub mod subnormal;
 pub mod vars;
 

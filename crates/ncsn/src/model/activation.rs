@@ -32,10 +32,7 @@ struct EluGrad(Tensor);
 
 /// The elements of a contiguous tensor (the wrapper [`elu`] makes its input contiguous).
 fn slice<'a, T>(data: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("elu: expected a contiguous tensor"),
-    }
+    workbench::storage::slice("elu", data, l)
 }
 
 impl CustomOp1 for Elu {
@@ -132,33 +129,11 @@ mod num_like {
         /// The plain loop, compiled for the widest SIMD the CPU has (the same bits on any:
         /// `fastmath`'s fused multiply-adds round once whatever the width).
         fn elu_chunk(x: &[f32], y: &mut [f32]) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,fma")]
-                fn avx512(x: &[f32], y: &mut [f32]) {
-                    plain(x, y)
+            workbench::fastmath::simd(|| {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = if x > 0.0 { x } else { x.exp_minus_one() };
                 }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2(x: &[f32], y: &mut [f32]) {
-                    plain(x, y)
-                }
-                let fma = std::is_x86_feature_detected!("fma");
-                if fma && std::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F and FMA (checked above).
-                    return unsafe { avx512(x, y) };
-                }
-                if fma && std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2 and FMA (checked above).
-                    return unsafe { avx2(x, y) };
-                }
-            }
-            plain(x, y)
-        }
-    }
-    #[inline(always)]
-    fn plain(x: &[f32], y: &mut [f32]) {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = if x > 0.0 { x } else { x.exp_minus_one() };
+            })
         }
     }
     impl Float for f64 {
