@@ -11,7 +11,7 @@ pub fn slice<'a, T>(op: &str, data: &'a [T], l: &Layout) -> Result<&'a [T]> {
     }
 }
 
-/// [`slice`], writable.
+/// [`slice()`], writable.
 pub fn slice_mut<'a, T>(op: &str, data: &'a mut [T], l: &Layout) -> Result<&'a mut [T]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&mut data[a..b]),
