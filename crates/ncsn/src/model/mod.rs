@@ -21,6 +21,7 @@ pub mod conv;
 pub mod crp;
 pub mod msf;
 pub mod norm;
+pub mod norm_op;
 pub mod pool;
 pub mod profile;
 pub mod rcu;

@@ -1,7 +1,8 @@
 //! CondInstanceNorm++: the only place where the noise level enters the network.
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+pub use super::norm_op::cond_instance_norm_cpu;
 use super::profile::{timed, LayerKind};
 
 /// The `eps` of the instance norm and of the cross-channel normalisation (PyTorch's default).
@@ -51,32 +52,44 @@ impl CondInstanceNormPlusPlus {
     /// `x` `[B, C, H, W]`, `labels` `u32` `[B]` (noise-level indices, checked by the caller).
     pub fn forward(&self, x: &Tensor, labels: &Tensor) -> Result<Tensor> {
         timed(LayerKind::Norm, || {
-            let (b, c, _, _) = x.dims4()?;
+            let c = x.dim(1)?;
             if c != self.num_features {
                 candle_core::bail!("CondInstanceNorm++ built for {} channels got {c}", self.num_features)
             }
-            let mu = x.mean_keepdim((2, 3))?; // mu_c, [B, C, 1, 1]
-            let centered = x.broadcast_sub(&mu)?; // x_c - mu_c
-            let s2 = centered.sqr()?.mean_keepdim((2, 3))?; // s_c^2, biased
-
-            let means = mu.reshape((b, c))?;
-            let m = means.mean_keepdim(1)?; // m = mean_c mu_c
-            let v = means.var_keepdim(1)?; // v, unbiased (divides by C - 1)
-            let means = means.broadcast_sub(&m)?.broadcast_div(&(v + NORM_EPS)?.sqrt()?)?; // (mu_c - m) / sqrt(v + eps)
-
             let e = self.embed.embedding(labels)?; // [B, 3C]: gamma | alpha | beta
-            let gamma = e.narrow(1, 0, c)?;
-            let alpha = e.narrow(1, c, c)?;
-            let beta = e.narrow(1, 2 * c, c)?;
-
-            // z = gamma ((x_c - mu_c) / sqrt(s_c^2 + eps) + alpha (mu_c - m) / sqrt(v + eps)) + beta
-            //   = (x_c - mu_c) * scale_c + shift_c, with the per-channel factors computed on
-            // [B, C] first, so that only two passes touch the whole image.
-            let scale = gamma.reshape((b, c, 1, 1))?.broadcast_div(&(s2 + NORM_EPS)?.sqrt()?)?;
-            let shift = ((gamma * alpha)? * means)? + beta;
-            centered
-                .broadcast_mul(&scale)?
-                .broadcast_add(&shift?.reshape((b, c, 1, 1))?)
+            if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+                cond_instance_norm_cpu(x, &e)
+            } else {
+                cond_instance_norm(x, &e)
+            }
         })
     }
+}
+
+/// CondInstanceNorm++ of `x` `[B, C, H, W]` with each image's embedding row `e` `[B, 3C]`
+/// (`gamma | alpha | beta`), in tensor ops: the definition, and the path of every device but the
+/// CPU (which runs the same function as one op, [`cond_instance_norm_cpu`]).
+pub fn cond_instance_norm(x: &Tensor, e: &Tensor) -> Result<Tensor> {
+    let (b, c, _, _) = x.dims4()?;
+    let mu = x.mean_keepdim((2, 3))?; // mu_c, [B, C, 1, 1]
+    let centered = x.broadcast_sub(&mu)?; // x_c - mu_c
+    let s2 = centered.sqr()?.mean_keepdim((2, 3))?; // s_c^2, biased
+
+    let means = mu.reshape((b, c))?;
+    let m = means.mean_keepdim(1)?; // m = mean_c mu_c
+    let v = means.var_keepdim(1)?; // v, unbiased (divides by C - 1)
+    let means = means.broadcast_sub(&m)?.broadcast_div(&(v + NORM_EPS)?.sqrt()?)?; // (mu_c - m) / sqrt(v + eps)
+
+    let gamma = e.narrow(1, 0, c)?;
+    let alpha = e.narrow(1, c, c)?;
+    let beta = e.narrow(1, 2 * c, c)?;
+
+    // z = gamma ((x_c - mu_c) / sqrt(s_c^2 + eps) + alpha (mu_c - m) / sqrt(v + eps)) + beta
+    //   = (x_c - mu_c) * scale_c + shift_c, with the per-channel factors computed on [B, C]
+    // first, so that only two passes touch the whole image.
+    let scale = gamma.reshape((b, c, 1, 1))?.broadcast_div(&(s2 + NORM_EPS)?.sqrt()?)?;
+    let shift = ((gamma * alpha)? * means)? + beta;
+    centered
+        .broadcast_mul(&scale)?
+        .broadcast_add(&shift?.reshape((b, c, 1, 1))?)
 }

@@ -438,10 +438,15 @@ fn plan(b: usize) -> (usize, Parallelism) {
 
 /// Fills `col` (`[C_in k k, H W]`) with the im2col matrix of one image `x` (`[C_in, H, W]`):
 /// `col[(i, u, v), (h, w)] = x[i, h + d u - p, w + d v - p]`, zero outside the image.
+///
+/// Row `(i, u, v)` is channel `i` shifted by `s = dy W + dx` in row-major order
+/// (`dy = d u - p` rows, `dx = d v - p` columns): one contiguous copy over the output rows whose
+/// input row exists, then zeros where the shift wrapped around a row's end (the first `-dx` or
+/// last `dx` columns of each row) and in the rows above or below the image.
 fn im2col<T: Float>(x: &[T], g: Geometry, col: &mut [T]) {
     let Geometry { cin, h, w, k, d } = g;
     let p = (d * (k - 1) / 2) as isize;
-    let hw = h * w;
+    let (hi, wi, hw) = (h as isize, w as isize, h * w);
     for i in 0..cin {
         let channel = &x[i * hw..(i + 1) * hw];
         for u in 0..k {
@@ -449,20 +454,29 @@ fn im2col<T: Float>(x: &[T], g: Geometry, col: &mut [T]) {
                 let row = &mut col[((i * k + u) * k + v) * hw..][..hw];
                 let dy = (d * u) as isize - p; // input row = output row + dy
                 let dx = (d * v) as isize - p; // input column = output column + dx
-                                               // Output columns whose input column is inside the image: [lo, hi).
-                let lo = (-dx).clamp(0, w as isize) as usize;
-                let hi = (w as isize - dx).clamp(0, w as isize) as usize;
-                for ho in 0..h {
-                    let out = &mut row[ho * w..(ho + 1) * w];
-                    let hi_row = ho as isize + dy;
-                    if hi_row < 0 || hi_row >= h as isize || lo >= hi {
-                        out.fill(T::default());
-                        continue;
+                                               // Output rows whose input row is inside the image: [top, bottom).
+                let top = (-dy).clamp(0, hi) as usize;
+                let bottom = (hi - dy).clamp(0, hi) as usize;
+                if dx.abs() >= wi || top >= bottom {
+                    row.fill(T::default());
+                    continue;
+                }
+                row[..top * w].fill(T::default());
+                row[bottom * w..].fill(T::default());
+                // out[j] = channel[j + s] for j in the valid rows, clipped to the channel's ends
+                // (the clipped elements are wrapped-around ones, zeroed below).
+                let s = dy * wi + dx;
+                let lo = ((top * w) as isize).max(-s) as usize;
+                let hi_j = ((bottom * w) as isize).min(hw as isize - s) as usize;
+                row[lo..hi_j].copy_from_slice(&channel[(lo as isize + s) as usize..(hi_j as isize + s) as usize]);
+                row[top * w..lo].fill(T::default());
+                row[hi_j..bottom * w].fill(T::default());
+                let n = dx.unsigned_abs();
+                for out in row[top * w..bottom * w].chunks_exact_mut(w) {
+                    let wrapped = if dx > 0 { &mut out[w - n..] } else { &mut out[..n] };
+                    for value in wrapped {
+                        *value = T::default();
                     }
-                    let src = &channel[hi_row as usize * w..][..w];
-                    out[..lo].fill(T::default());
-                    out[lo..hi].copy_from_slice(&src[(lo as isize + dx) as usize..(hi as isize + dx) as usize]);
-                    out[hi..].fill(T::default());
                 }
             }
         }
@@ -619,6 +633,40 @@ mod tests {
         assert_eq!(&col[..9], &[0., 0., 0., 0., 1., 2., 0., 4., 5.]);
         assert_eq!(&col[4 * 9..5 * 9], &x[..]); // centre tap: the image itself
         assert_eq!(&col[8 * 9..], &[5., 6., 0., 8., 9., 0., 0., 0., 0.]);
+    }
+
+    #[test]
+    fn im2col_equals_its_definition_for_every_shift() {
+        // Every kernel tap's shift, including shifts as wide as the image (dilation 4 on 3
+        // columns) and non-square images: the copy-then-zero form against the definition.
+        for (cin, h, w, k, d) in [
+            (2, 5, 7, 3, 1),
+            (1, 4, 3, 3, 2),
+            (3, 3, 3, 3, 4),
+            (2, 6, 5, 5, 1),
+            (1, 1, 4, 3, 1),
+        ] {
+            let g = Geometry { cin, h, w, k, d };
+            let x: Vec<f64> = (0..cin * h * w).map(|i| i as f64 + 1.0).collect();
+            let mut col = vec![-1.0; g.rows() * g.pixels()];
+            im2col(&x, g, &mut col);
+            let p = (d * (k - 1) / 2) as isize;
+            for i in 0..cin {
+                for (u, v) in (0..k).flat_map(|u| (0..k).map(move |v| (u, v))) {
+                    for (a, b) in (0..h).flat_map(|a| (0..w).map(move |b| (a, b))) {
+                        let (r, c) = (a as isize + (d * u) as isize - p, b as isize + (d * v) as isize - p);
+                        let inside = (0..h as isize).contains(&r) && (0..w as isize).contains(&c);
+                        let want = if inside {
+                            x[i * h * w + r as usize * w + c as usize]
+                        } else {
+                            0.0
+                        };
+                        let got = col[((i * k + u) * k + v) * h * w + a * w + b];
+                        assert_eq!(got, want, "{g:?} channel {i} tap ({u}, {v}) pixel ({a}, {b})");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
