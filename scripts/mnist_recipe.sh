@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Remakes every number and picture of the MNIST CPU recipe that the book (chapter "Images") and
-# crates/ncsn/README.md show: about two and a half hours on a 2-core CPU, best on an idle machine
+# crates/ncsn/README.md show: about an hour and a half on a 2-core CPU, best on an idle machine
 # (the minutes it reports are measured).
 #
 #   scripts/mnist_recipe.sh [RUNS_DIR]      (default: runs)
 #
 # 1. trains the recipe (configs/mnist-cpu.toml), keeping a checkpoint every 400 steps, and the
 #    paper's settings (sigma 1 -> 0.01, L = 10, the network's output as the score, no EMA) with
-#    the same network, batch and sampler budget for a third as long;
+#    the same network, batch and sampler budget for 800 steps;
 # 2. measures the MNIST FID of 250 samples of every kept checkpoint of both (the FID over
 #    training), and of the recipe's last weights under several sampler settings;
 # 3. draws 1,000 samples of the recipe with its own sampler and measures them (the headline
@@ -58,7 +58,7 @@ for run in "$recipe" "$paper"; do
 done
 
 # The sampler on the recipe's last weights, 250 samples each (its own, eps 1.8e-4, is
-# samples-00002400): the step size of NCSNv2's rule (5.4e-5) and up to 6.7 times it, three
+# samples-00003600): the step size of NCSNv2's rule (5.4e-5) and up to 6.7 times it, three
 # steps per level (1.5 times the budget), and the last weights instead of the EMA.
 for eps in 5.4e-5 1e-4 3.6e-4; do
     measure "$recipe" "$recipe/sweep-eps-$eps" 250 --eps "$eps"
