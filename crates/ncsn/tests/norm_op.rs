@@ -8,7 +8,8 @@
 //! summation orders: 1e-12 of the largest magnitude. A wrong term of the backward pass is off by
 //! O(1).
 use candle_core::{DType, Device, Tensor, Var, D};
-use ncsn::model::norm::{cond_instance_norm, cond_instance_norm_cpu};
+use ncsn::model::norm::cond_instance_norm;
+use ncsn::model::norm_op::cond_instance_norm_cpu;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

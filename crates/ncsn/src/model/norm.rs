@@ -2,7 +2,7 @@
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-pub use super::norm_op::cond_instance_norm_cpu;
+use super::norm_op::cond_instance_norm_cpu;
 use super::profile::{timed, LayerKind};
 
 /// The `eps` of the instance norm and of the cross-channel normalisation (PyTorch's default).

@@ -454,7 +454,8 @@ fn im2col<T: Float>(x: &[T], g: Geometry, col: &mut [T]) {
                 let row = &mut col[((i * k + u) * k + v) * hw..][..hw];
                 let dy = (d * u) as isize - p; // input row = output row + dy
                 let dx = (d * v) as isize - p; // input column = output column + dx
-                                               // Output rows whose input row is inside the image: [top, bottom).
+
+                // Output rows whose input row is inside the image: [top, bottom).
                 let top = (-dy).clamp(0, hi) as usize;
                 let bottom = (hi - dy).clamp(0, hi) as usize;
                 if dx.abs() >= wi || top >= bottom {
@@ -464,13 +465,11 @@ fn im2col<T: Float>(x: &[T], g: Geometry, col: &mut [T]) {
                 row[..top * w].fill(T::default());
                 row[bottom * w..].fill(T::default());
                 // out[j] = channel[j + s] for j in the valid rows, clipped to the channel's ends
-                // (the clipped elements are wrapped-around ones, zeroed below).
+                // (what the clipping leaves out are wrapped-around elements, zeroed next).
                 let s = dy * wi + dx;
                 let lo = ((top * w) as isize).max(-s) as usize;
                 let hi_j = ((bottom * w) as isize).min(hw as isize - s) as usize;
                 row[lo..hi_j].copy_from_slice(&channel[(lo as isize + s) as usize..(hi_j as isize + s) as usize]);
-                row[top * w..lo].fill(T::default());
-                row[hi_j..bottom * w].fill(T::default());
                 let n = dx.unsigned_abs();
                 for out in row[top * w..bottom * w].chunks_exact_mut(w) {
                     let wrapped = if dx > 0 { &mut out[w - n..] } else { &mut out[..n] };
