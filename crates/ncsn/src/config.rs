@@ -40,12 +40,32 @@ macro_rules! plain_setting {
         }
     )*};
 }
-plain_setting!(String, u64, usize, f64, bool, DatasetKind);
+plain_setting!(String, u64, usize, f64, bool, DatasetKind, LrSchedule);
 
 impl Setting for Option<PathBuf> {
     type Given = PathBuf;
     fn set(&mut self, given: &PathBuf) {
         *self = Some(given.clone());
+    }
+}
+
+/// How the learning rate of a run moves with the step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr` at every step (the paper's).
+    Constant,
+    /// A cosine from `lr` at the first step down to 0 after the last.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The learning rate of step `step` (counted from 0) of a run of `steps` at base rate `lr`.
+    pub fn rate(self, lr: f64, step: u64, steps: u64) -> f64 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => workbench::adam::cosine_lr(lr, step, steps),
+        }
     }
 }
 
@@ -125,6 +145,10 @@ settings! {
         absent = "defaults::score_over_sigma";
     /// Adam learning rate.
     lr: f64, help = "Adam learning rate";
+    /// How the learning rate moves over the run: `constant` (the paper's) or `cosine`, from `lr`
+    /// down to 0 at the last of `steps` ([`workbench::adam::cosine_lr`]).
+    lr_schedule: LrSchedule, help = "Learning-rate schedule: constant (the paper's) or cosine (from lr down to 0 at the last step)",
+        absent = "defaults::lr_schedule";
     /// Adam's first-moment decay beta_1.
     beta1: f64, help = "Adam beta_1";
     /// Adam's second-moment decay beta_2.
@@ -174,6 +198,10 @@ settings! {
 /// The values of the settings added after the first checkpoints were written, for a
 /// checkpoint's configuration that lacks them (serde's `default`).
 mod defaults {
+    use super::LrSchedule;
+    pub fn lr_schedule() -> LrSchedule {
+        LrSchedule::Constant
+    }
     pub fn keep_every() -> u64 {
         0
     }
@@ -251,6 +279,7 @@ impl TrainConfig {
             num_levels: 10,
             score_over_sigma: defaults::score_over_sigma(),
             lr: 1e-3,
+            lr_schedule: defaults::lr_schedule(),
             beta1: 0.9,
             beta2: 0.999,
             adam_eps: 1e-8,
@@ -338,6 +367,16 @@ impl TrainConfig {
             .filter(|(key, _, _)| !RESUMABLE_KEYS.contains(&key.as_str()))
             .map(|(key, ours, theirs)| format!("`{key}` = {ours} (the checkpoint has {theirs})"))
             .collect();
+        if config.lr_schedule == LrSchedule::Cosine && config.steps != saved.steps {
+            return Err(Error::checkpoint(
+                ckpt,
+                format!(
+                    "it was trained with lr_schedule = \"cosine\" over steps = {}, and the schedule depends on \
+                     the number of steps: this run asks for steps = {} (resume with steps = {}, or start a new run)",
+                    saved.steps, config.steps, saved.steps
+                ),
+            ));
+        }
         if !changed.is_empty() {
             return Err(Error::checkpoint(
                 ckpt,
@@ -740,6 +779,7 @@ mod tests {
             num_levels: 5,
             score_over_sigma: true,
             lr: 2e-4,
+            lr_schedule: LrSchedule::Cosine,
             beta1: 0.5,
             beta2: 0.99,
             adam_eps: 1e-6,

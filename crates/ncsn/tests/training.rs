@@ -7,6 +7,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use common::{tiny_config, write_idx};
+use ncsn::config::LrSchedule;
 use ncsn::training::checkpoint::{Checkpoint, RunState};
 use ncsn::training::log::Split;
 use ncsn::vars::named_vars;
@@ -237,6 +238,64 @@ fn resumed_run_equals_uninterrupted_run() {
     };
     assert_eq!(losses(&whole), losses(&parts));
     assert_eq!(summary.rows.iter().filter(|r| r.split == Split::Train).count(), 3);
+}
+
+#[test]
+fn cosine_schedule_resumes_exactly_and_changes_the_run() {
+    // A cosine run of 6 steps interrupted after 3 (the kept checkpoint) and resumed equals the
+    // uninterrupted run bit for bit: the rate is a function of the step. It differs from the
+    // constant-rate run after the first step (step 0 has rate lr in both), and asking a cosine run
+    // for more steps on resume is refused (the schedule would change under it).
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("digits-idx3-ubyte");
+    write_idx(&data, 20, 16, false);
+    let mut config = tiny_config(&data);
+    config.steps = 6;
+    config.snapshot_every = 3;
+    config.keep_every = 3;
+    let constant = tmp.path().join("constant");
+    train_new(config.clone(), &Device::Cpu, &options(&constant)).unwrap();
+    config.lr_schedule = LrSchedule::Cosine;
+    let whole = tmp.path().join("whole");
+    train_new(config.clone(), &Device::Cpu, &options(&whole)).unwrap();
+    let (a, b) = (checkpoint_tensors(&constant), checkpoint_tensors(&whole));
+    let values = |t: &Tensor| {
+        t.flatten_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    };
+    let differs = a
+        .iter()
+        .filter(|(name, _)| name.starts_with("model."))
+        .any(|(name, t)| values(t) != values(&b[name]));
+    assert!(differs, "the cosine schedule must change the weights");
+
+    let again = tmp.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    for f in ["checkpoint-00000003.safetensors", "config.toml", "loss.csv"] {
+        std::fs::copy(whole.join(f), again.join(f)).unwrap();
+    }
+    std::fs::copy(whole.join("checkpoint-00000003.json"), again.join("checkpoint.json")).unwrap();
+    let longer = Overrides {
+        steps: Some(8),
+        ..Default::default()
+    };
+    let err = train_resume(&again, &Overrides::default(), &longer, &Device::Cpu, Progress::Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cosine") && err.contains("steps = 6"), "{err}");
+    train_resume(
+        &again,
+        &Overrides::default(),
+        &Overrides::default(),
+        &Device::Cpu,
+        Progress::Quiet,
+    )
+    .unwrap();
+    assert_same_tensors(&checkpoint_tensors(&whole), &checkpoint_tensors(&again));
 }
 
 #[test]

@@ -16,6 +16,7 @@ use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use score_matching::{anneal_dsm, denoising, explicit, implicit, sliced};
+use workbench::adam::cosine_lr;
 use workbench::{Adam, AdamConfig};
 
 /// Distribution of the random projections of sliced score matching.
@@ -253,16 +254,6 @@ pub fn ncsn_loss(
     anneal_dsm::anneal_dsm_loss(|xt, lv| model.forward(xt, lv), &xt, &z, &levels, sigmas)
 }
 
-/// The learning rate at `step` of `steps`: a cosine from `lr` down to 0,
-/// `lr_t = lr * 1/2 (1 + cos(pi t / T))`.
-///
-/// The stochastic gradients of score matching are noisy (the DSM target `-z/sigma` is mostly
-/// noise), and a constant rate leaves the last iterate jittering around the minimiser; the decay
-/// lets it settle.
-pub fn cosine_lr(lr: f64, step: usize, steps: usize) -> f64 {
-    lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / steps.max(1) as f64).cos())
-}
-
 /// The optimisation loop shared by both trainers: `cfg.steps` Adam steps on `loss(rng)` with the
 /// [`cosine_lr`] schedule, a progress bar when asked for, the loss history. A non-finite loss
 /// is never stepped on: it ends the run with [`Diverged`] or, with [`NonFinite::Skip`], is
@@ -285,7 +276,7 @@ fn optimise(
     };
     let mut history = Vec::with_capacity(cfg.steps);
     for step in 0..cfg.steps {
-        opt.set_learning_rate(cosine_lr(cfg.lr, step, cfg.steps));
+        opt.set_learning_rate(cosine_lr(cfg.lr, step as u64, cfg.steps as u64));
         let l = loss(rng)?;
         let value = l.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if value.is_finite() {

@@ -8,8 +8,10 @@
 //! i      <- uniform level index per example                             [B]
 //! z      <- N(0, I)                                                     [B, C, H, W]
 //! loss   =  1/B sum_b 1/2 sigma_{i_b}^2 || s(x_b + sigma_{i_b} z_b, i_b) + z_b / sigma_{i_b} ||^2
-//! theta  <- Adam(theta, grad loss);  ema <- mu ema + (1 - mu) theta
+//! theta  <- Adam(theta, grad loss) at rate lr_t;  ema <- mu ema + (1 - mu) theta
 //! ```
+//!
+//! with `lr_t = lr` (the paper's) or a cosine from `lr` to 0 over the run (`lr_schedule`).
 //!
 //! Every random draw (data order, dequantisation, flips, levels, noise, initial weights) comes
 //! from ChaCha8 generators seeded from `seed`, and a checkpoint stores their positions, so a
@@ -29,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarMap;
+use candle_nn::{Optimizer, VarMap};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use score_matching::anneal_dsm::{anneal_dsm_per_example, draw_levels, per_level_means, sigmas_tensor};
@@ -319,6 +321,9 @@ impl Trainer {
         if !value.is_finite() {
             return Err(self.diverged(value));
         }
+        let config = &self.state.config;
+        let lr = config.lr_schedule.rate(config.lr, self.state.step, config.steps);
+        self.adam.set_learning_rate(lr);
         self.adam.step(&grads)?;
         if let Some(ema) = &mut self.ema {
             ema.update()?;
