@@ -20,6 +20,21 @@ fn options(dir: &Path) -> RunOptions {
     }
 }
 
+/// A new run folder `dest` whose latest checkpoint is the one `run` kept at `step` (a run
+/// interrupted there): its weights, `config.toml` and `loss.csv`.
+fn copy_kept_as_latest(run: &Path, step: u64, dest: &Path) {
+    std::fs::create_dir(dest).unwrap();
+    let weights = format!("checkpoint-{step:08}.safetensors");
+    for f in [weights.as_str(), "config.toml", "loss.csv"] {
+        std::fs::copy(run.join(f), dest.join(f)).unwrap();
+    }
+    std::fs::copy(
+        run.join(format!("checkpoint-{step:08}.json")),
+        dest.join("checkpoint.json"),
+    )
+    .unwrap();
+}
+
 fn checkpoint_tensors(run: &Path) -> HashMap<String, Tensor> {
     Checkpoint::open(run, &Device::Cpu).unwrap().tensors
 }
@@ -161,16 +176,7 @@ fn keep_every_keeps_loadable_checkpoints_of_the_past() {
     // The kept checkpoint holds step 4's weights: it resumes into step 7's exactly.
     let whole = checkpoint_tensors(&run);
     let again = tmp.path().join("again");
-    std::fs::create_dir(&again).unwrap();
-    for f in [
-        "checkpoint-00000004.json",
-        "checkpoint-00000004.safetensors",
-        "config.toml",
-        "loss.csv",
-    ] {
-        std::fs::copy(run.join(f), again.join(f)).unwrap();
-    }
-    std::fs::rename(again.join("checkpoint-00000004.json"), again.join("checkpoint.json")).unwrap();
+    copy_kept_as_latest(&run, 4, &again);
     train_resume(
         &again,
         &Overrides::default(),
@@ -274,11 +280,7 @@ fn cosine_schedule_resumes_exactly_and_changes_the_run() {
     assert!(differs, "the cosine schedule must change the weights");
 
     let again = tmp.path().join("again");
-    std::fs::create_dir(&again).unwrap();
-    for f in ["checkpoint-00000003.safetensors", "config.toml", "loss.csv"] {
-        std::fs::copy(whole.join(f), again.join(f)).unwrap();
-    }
-    std::fs::copy(whole.join("checkpoint-00000003.json"), again.join("checkpoint.json")).unwrap();
+    copy_kept_as_latest(&whole, 3, &again);
     let longer = Overrides {
         steps: Some(8),
         ..Default::default()
