@@ -3,9 +3,15 @@
 //!
 //! ```sh
 //! cargo run --release -p ncsn --example mnist_recipe -- \
+//!     --recipe configs/mnist-cpu.toml \
 //!     --run "NCSNv2 settings (the recipe)=runs/mnist-cpu" --run "the paper's settings=runs/mnist-cpu-paper" \
 //!     [--out book/src/figures/mnist_recipe.json] [--png book/src/figures/mnist_recipe_fid.png]
 //! ```
+//!
+//! With `--recipe`, the first run must have been trained with that configuration file (resolved as
+//! `ncsn train --config` resolves it; only `keep_every`, which decides which checkpoints are kept,
+//! may differ): the book's figures then come from the committed recipe, not from a folder that
+//! holds an older run.
 //!
 //! The runs must share the network, the image size and the batch, so that a step costs the same in
 //! each: the minutes of every run are its steps times the first run's measured seconds per step
@@ -30,6 +36,7 @@ fn main() -> Result<()> {
     let mut runs: Vec<(String, PathBuf)> = Vec::new();
     let mut out = PathBuf::from("book/src/figures/mnist_recipe.json");
     let mut png = PathBuf::from("book/src/figures/mnist_recipe_fid.png");
+    let mut recipe: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -40,13 +47,19 @@ fn main() -> Result<()> {
             }
             "--out" => out = args.next().context("--out needs a file")?.into(),
             "--png" => png = args.next().context("--png needs a file")?.into(),
-            other => bail!("unknown argument {other:?}; expected --run LABEL=FOLDER, --out FILE, --png FILE"),
+            "--recipe" => recipe = Some(args.next().context("--recipe needs a TOML file")?.into()),
+            other => {
+                bail!("unknown argument {other:?}; expected --run LABEL=FOLDER, --recipe FILE, --out FILE, --png FILE")
+            }
         }
     }
     if runs.is_empty() {
         bail!("give at least one --run LABEL=FOLDER");
     }
     let first = read_json(&runs[0].1.join("checkpoint.json"))?;
+    if let Some(recipe) = &recipe {
+        check_recipe(recipe, &runs[0].1, &first)?;
+    }
     let cost = |state: &Value| {
         let c = &state["config"];
         [&c["ngf"], &c["batch_size"], &c["channels"], &c["image_size"]].map(Value::to_string)
@@ -149,6 +162,30 @@ fn read_run(label: &str, dir: &Path, clock: f64, real_confident: f64) -> Result<
         "curve": curve,
         "evaluations": evaluations,
     }))
+}
+
+/// Checks that the run in `dir` (its `checkpoint.json` is `state`) was trained with the
+/// configuration file `recipe`, but for `keep_every`.
+fn check_recipe(recipe: &Path, dir: &Path, state: &Value) -> Result<()> {
+    let file = ncsn::Overrides::from_toml_file(recipe)?;
+    let wanted = ncsn::TrainConfig::resolve(&file, &ncsn::Overrides::default())?;
+    let trained: ncsn::TrainConfig = serde_json::from_value(state["config"].clone())
+        .with_context(|| format!("{}: config", dir.join("checkpoint.json").display()))?;
+    let differ: Vec<String> = wanted
+        .differences(&trained)
+        .into_iter()
+        .filter(|(key, _, _)| key != "keep_every")
+        .map(|(key, ours, theirs)| format!("`{key}` = {ours} in the recipe, {theirs} in the run"))
+        .collect();
+    if !differ.is_empty() {
+        bail!(
+            "{} was not trained with {}: {}. Train it again (delete the folder and rerun scripts/mnist_recipe.sh)",
+            dir.display(),
+            recipe.display(),
+            differ.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// The smallest and largest of an array of numbers.
