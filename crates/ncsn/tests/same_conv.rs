@@ -49,8 +49,14 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
 /// Batch, C_in, C_out, H, W, kernel, dilation: kernels 1 and 3, dilations 1, 2 and 4, batch 1
 /// and several, channel counts that are not multiples of the SIMD width (8 f32 lanes), non-square
 /// images, and an image smaller than the dilated kernel (every off-centre tap in the padding).
+/// The first three are larger: up to 360 rows of `K = C_in k k` (more than one of the products'
+/// cache blocks), output channel counts that fill no register tile exactly, and pixel counts
+/// that are not a multiple of 16 or 32.
 type Case = (usize, usize, usize, usize, usize, usize, usize);
-const CASES: [Case; 9] = [
+const CASES: [Case; 12] = [
+    (2, 40, 25, 9, 11, 3, 2),
+    (1, 30, 12, 16, 16, 3, 4),
+    (3, 300, 14, 5, 5, 1, 1),
     (1, 3, 5, 7, 6, 3, 1),
     (4, 5, 9, 8, 8, 3, 1),
     (3, 17, 4, 6, 9, 3, 2),
@@ -63,7 +69,7 @@ const CASES: [Case; 9] = [
 ];
 
 /// The op's output and both gradients against candle's `conv2d` and candle's backward pass of
-/// it, in f32. Each output is a sum of C_in k^2 <= 153 products of values in [-1, 1]; with both
+/// it, in f32. Each output is a sum of C_in k^2 <= 360 products of values in [-1, 1]; with both
 /// sides rounding to f32 in a different order the relative error stays below ~1e-6 at these
 /// sizes: 1e-5 leaves room and still fails for any misplaced tap (an error of order one).
 #[test]
