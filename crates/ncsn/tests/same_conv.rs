@@ -49,9 +49,8 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
 /// Batch, C_in, C_out, H, W, kernel, dilation: kernels 1 and 3, dilations 1, 2 and 4, batch 1
 /// and several, channel counts that are not multiples of the SIMD width (8 f32 lanes), non-square
 /// images, and an image smaller than the dilated kernel (every off-centre tap in the padding).
-/// The first three are larger: up to 360 rows of `K = C_in k k` (more than one of the products'
-/// cache blocks), output channel counts that fill no register tile exactly, and pixel counts
-/// that are not a multiple of 16 or 32.
+/// The first three are larger: up to 360 rows of `K = C_in k k`, 12 to 25 output channels and
+/// 25 to 256 pixels per channel (99 and 25 are no multiple of any SIMD width).
 type Case = (usize, usize, usize, usize, usize, usize, usize);
 const CASES: [Case; 12] = [
     (2, 40, 25, 9, 11, 3, 2),
