@@ -1,6 +1,6 @@
 //! One training step (batch of 128 from the mixture, loss, backward, Adam update) of the toy MLP
 //! (2 -> 128 -> 128 -> 2, softplus) for each score-matching objective, and of the
-//! noise-conditional MLP with the NCSN loss over 10 levels.
+//! noise-conditional MLP with the NCSN loss over 10 levels (also at `ncsn2d`'s 256 units).
 //!
 //! `cargo bench -p toy2d --bench objectives -- --quick`
 use candle_core::{DType, Device};
@@ -46,21 +46,24 @@ fn training_steps(c: &mut Criterion) {
             })
         });
     }
-    for conditioning in [
-        Conditioning::Embedding,
-        Conditioning::DivideBySigma,
-        Conditioning::EmbeddingOverSigma,
+    // The three conditionings at 128 units, and `ncsn2d`'s model (256 units).
+    for (conditioning, hidden) in [
+        (Conditioning::Embedding, 128),
+        (Conditioning::DivideBySigma, 128),
+        (Conditioning::EmbeddingOverSigma, 128),
+        (Conditioning::EmbeddingOverSigma, 256),
     ] {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let sigmas = langevin::geometric_sigmas(20.0, 1.0, 10).expect("sigmas");
         let (model, varmap) =
-            NoiseConditionalMlp::seeded(128, &sigmas, conditioning, DType::F32, &dev, &mut rng).expect("model");
+            NoiseConditionalMlp::seeded(hidden, &sigmas, conditioning, DType::F32, &dev, &mut rng).expect("model");
         let sigmas_t = score_matching::sigmas_tensor(&sigmas, &dev).expect("sigmas");
         let mut opt = adam(&varmap, 1e-3).expect("optimizer");
-        let name = match conditioning {
-            Conditioning::Embedding => "ncsn-embedding",
-            Conditioning::DivideBySigma => "ncsn-divide-by-sigma",
-            Conditioning::EmbeddingOverSigma => "ncsn-embedding-over-sigma",
+        let name = match (conditioning, hidden) {
+            (Conditioning::Embedding, _) => "ncsn-embedding",
+            (Conditioning::DivideBySigma, _) => "ncsn-divide-by-sigma",
+            (Conditioning::EmbeddingOverSigma, 128) => "ncsn-embedding-over-sigma",
+            (Conditioning::EmbeddingOverSigma, _) => "ncsn2d-model-256",
         };
         group.bench_function(name, |b| {
             b.iter(|| {

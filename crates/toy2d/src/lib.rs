@@ -1,8 +1,9 @@
 //! toy2d: learned 2D scores with every objective of the paper, the toy experiments and a
 //! Langevin visualizer. `cargo run --release -p toy2d` makes every figure of the book's toy chapters.
 //!
-//! - [`model`], [`train`]: the score networks and their training loops; [`linear`], [`softplus`]:
-//!   their layer and activation, fused and vectorised on the CPU.
+//! - [`model`], [`train`]: the score networks and their training loops; [`linear`], [`softplus`],
+//!   [`modulate`]: their layer, activation and level conditioning, fused and vectorised on the
+//!   CPU; [`folded`]: the network at one noise level in cache-sized blocks, for the samplers.
 //! - [`metrics`]: two-sample distances (kernel MMD, sliced Wasserstein) between samples and data.
 //! - [`scores`]: the exact noise-conditional score of a perturbed mixture (what the networks learn).
 //! - [`experiments`]: the paper's toy experiments, each computing a report of its numbers.
@@ -14,10 +15,12 @@
 pub mod cli;
 pub mod experiments;
 pub mod figures;
+pub mod folded;
 pub mod jobs;
 pub mod linear;
 pub mod metrics;
 pub mod model;
+pub mod modulate;
 pub mod output;
 pub mod plot;
 pub mod scores;

@@ -14,8 +14,10 @@ use ndarray::{Array2, ArrayView2};
 use rand::Rng;
 use score_matching::JvpScore;
 
+use crate::folded::{Affine, FoldedMlp};
 use crate::linear::{add_bias, Linear};
-use crate::softplus::{sigmoid, softplus};
+use crate::modulate::modulate;
+use crate::softplus::{softplus, softplus_tangent};
 
 /// How a noise-conditional MLP is told the noise level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +70,7 @@ fn softplus_layer(
     let dh = match dx {
         Some(dx) => {
             let da = modulate(&dx.matmul(&layer.weight().t()?)?, true)?; // da = W dx (then scale)
-            Some((sigmoid(&a)? * da)?) // softplus'(a) = sigmoid(a)
+            Some(softplus_tangent(&a, &da)?) // softplus'(a) da = sigmoid(a) da
         }
         None => None,
     };
@@ -283,15 +285,11 @@ impl NoiseConditionalMlp {
         }
         match &self.conditioner {
             Conditioner::Embedding(e) => {
-                // Rows of the tables for each example's level: (N, hidden).
-                let gamma = [e.gamma[0].index_select(levels, 0)?, e.gamma[1].index_select(levels, 0)?];
-                let beta = [e.beta[0].index_select(levels, 0)?, e.beta[1].index_select(levels, 0)?];
                 let modulate = |k: usize, a: &Tensor, tangent: bool| {
-                    let scaled = (a * &gamma[k])?; // gamma_k[i] * a
                     if tangent {
-                        Ok(scaled)
+                        a * e.gamma[k].index_select(levels, 0)? // gamma_k[i] * da
                     } else {
-                        scaled + &beta[k] // + beta_k[i]
+                        modulate(a, levels, &e.gamma[k], &e.beta[k]) // gamma_k[i] * a + beta_k[i]
                     }
                 };
                 // x_in = c_in(sigma_i) x: points of comparable spread at every level.
@@ -323,6 +321,26 @@ impl NoiseConditionalMlp {
     /// Equal to `forward` up to the rounding of the folded products (a few ulp; tested).
     pub fn forward_at_level(&self, x: &Tensor, level: usize) -> Result<Tensor> {
         check_points(x)?;
+        if self.runs_folded() && x.dtype() == DType::F32 {
+            let values = x.flatten_all()?.to_vec1::<f32>()?;
+            let mut out = vec![0f32; values.len()];
+            self.folded(level)?.forward(&values, &mut out);
+            return Tensor::from_vec(out, x.dims(), &self.device);
+        }
+        self.forward_at_level_ops(x, level)
+    }
+
+    /// [`Self::forward_at_level`] through candle's ops (any device and dtype).
+    fn forward_at_level_ops(&self, x: &Tensor, level: usize) -> Result<Tensor> {
+        let [l1, l2, l3] = self.folded_layers(level)?;
+        let layer = |x: &Tensor, (w, b): &(Tensor, Tensor)| add_bias(&x.matmul(&w.t()?)?, b);
+        let h1 = softplus(&layer(x, &l1)?)?;
+        let h2 = softplus(&layer(&h1, &l2)?)?;
+        layer(&h2, &l3)
+    }
+
+    /// `(W', b')` of each layer at noise level `level`, `W'` of shape `(out, in)`.
+    fn folded_layers(&self, level: usize) -> Result<[(Tensor, Tensor); 3]> {
         if level >= self.sigmas.len() {
             bail!(
                 "NoiseConditionalMlp: level {level} out of range, the model has {} noise levels",
@@ -363,10 +381,25 @@ impl NoiseConditionalMlp {
                 )
             }
         };
-        let layer = |x: &Tensor, (w, b): &(Tensor, Tensor)| add_bias(&x.matmul(&w.t()?)?, b);
-        let h1 = softplus(&layer(x, &l1)?)?;
-        let h2 = softplus(&layer(&h1, &l2)?)?;
-        layer(&h2, &l3)
+        Ok([l1, l2, l3])
+    }
+
+    /// The network at noise level `level` as plain `f32` weights for the CPU's block-by-block
+    /// evaluation ([`FoldedMlp`]), folded as [`Self::forward_at_level`] folds them.
+    pub fn folded(&self, level: usize) -> Result<FoldedMlp> {
+        let layers = self.folded_layers(level)?;
+        let plain = |(w, b): &(Tensor, Tensor)| -> Result<Affine> {
+            Ok(Affine {
+                weight_t: w.to_dtype(DType::F32)?.t()?.flatten_all()?.to_vec1()?,
+                bias: b.to_dtype(DType::F32)?.to_vec1()?,
+            })
+        };
+        FoldedMlp::new([plain(&layers[0])?, plain(&layers[1])?, plain(&layers[2])?])
+    }
+
+    /// Whether [`Self::folded`] evaluates this model (`f32` weights on the CPU).
+    fn runs_folded(&self) -> bool {
+        self.device.is_cpu() && self.mlp.dtype == DType::F32
     }
 }
 
@@ -398,6 +431,13 @@ impl langevin::NoiseConditionalScore<Array2<f64>> for NoiseConditionalMlp {
         let (n, d) = x.dim();
         if d != 2 {
             return Err(candle_core::Error::Msg(format!("expected particles with 2 columns, got {d}")).into());
+        }
+        if self.runs_folded() {
+            let values: Vec<f32> = x.iter().map(|&v| v as f32).collect(); // row-major
+            let mut out = vec![0f32; values.len()];
+            self.folded(level)?.forward(&values, &mut out);
+            return Ok(Array2::from_shape_vec((n, 2), out.into_iter().map(f64::from).collect())
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?);
         }
         let values: Vec<f64> = x.iter().copied().collect(); // row-major, whatever the strides
         let xt = Tensor::from_vec(values, (n, 2), &self.device)?.to_dtype(self.mlp.dtype)?;
@@ -495,6 +535,110 @@ mod tests {
                 }
             }
             assert!(model.forward_at_level(&x, 3).is_err());
+        }
+    }
+
+    /// `(s, m)` of the folded network in `f64` at the `f32` point `x`: the score and, per
+    /// output, the same sums over absolute values (`|W| |h| + |b|` layer by layer), the scale
+    /// of the rounding errors an `f32` evaluation makes.
+    fn folded_in_f64(f: &FoldedMlp, x: [f32; 2]) -> ([f64; 2], [f64; 2]) {
+        let softplus = |a: f64| a.max(0.0) + (-a.abs()).exp().ln_1p();
+        let mut v: Vec<(f64, f64)> = x.iter().map(|&x| (x as f64, (x as f64).abs())).collect();
+        for (k, layer) in f.layers.iter().enumerate() {
+            let inp = v.len();
+            v = layer
+                .bias
+                .iter()
+                .enumerate()
+                .map(|(j, &b)| {
+                    let out = layer.bias.len();
+                    let row = (0..inp).map(|k| layer.weight_t[k * out + j] as f64); // row j of W
+                    let a: f64 = row.clone().zip(&v).map(|(w, h)| w * h.0).sum::<f64>() + b as f64;
+                    let m: f64 = row.zip(&v).map(|(w, h)| w.abs() * h.1).sum::<f64>() + (b as f64).abs();
+                    if k < 2 {
+                        (softplus(a), m) // softplus is 1-Lipschitz: the input's error scale goes through
+                    } else {
+                        (a, m)
+                    }
+                })
+                .collect();
+        }
+        ([v[0].0, v[1].0], [v[0].1, v[1].1])
+    }
+
+    #[test]
+    fn the_cpu_blocks_match_the_f64_network_and_do_not_depend_on_the_number_of_points() {
+        let dev = Device::Cpu;
+        let sigmas = [5.0, 1.0, 0.2];
+        let block = crate::folded::BLOCK;
+        for (hidden, n) in [(48, 2 * block + 37), (256, 1000), (256, 4 * block + 1), (33, 1)] {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+            let (model, varmap) = NoiseConditionalMlp::seeded(
+                hidden,
+                &sigmas,
+                Conditioning::EmbeddingOverSigma,
+                DType::F32,
+                &dev,
+                &mut rng,
+            )
+            .unwrap();
+            for (name, var) in varmap.data().lock().unwrap().iter() {
+                if name.starts_with("gamma") || name.starts_with("beta") {
+                    let noise = langevin::randn_tensor(&mut rng, var.dims(), DType::F32, &dev).unwrap();
+                    var.set(&(noise * 0.5).unwrap().affine(1.0, 1.0).unwrap()).unwrap();
+                }
+            }
+            let x = (langevin::randn_tensor(&mut rng, &[n, 2], DType::F64, &dev).unwrap() * 3.0).unwrap();
+            let x32 = x.to_dtype(DType::F32).unwrap();
+            let xv = x32.to_vec2::<f32>().unwrap();
+            let particles = Array2::from_shape_vec((n, 2), x.flatten_all().unwrap().to_vec1::<f64>().unwrap()).unwrap();
+            for level in 0..sigmas.len() {
+                let case = format!("hidden {hidden}, {n} points, level {level}");
+                let f = model.folded(level).unwrap();
+                let blocks = model.forward_at_level(&x32, level).unwrap().to_vec2::<f32>().unwrap();
+                let ops = model
+                    .forward_at_level_ops(&x32, level)
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap();
+                // Both within the rounding of an f32 evaluation of the f64 network: each layer
+                // sums `in + 1` terms (error at most (in + 1) eps of the sum of their absolute
+                // values), softplus adds 4 ulp and passes earlier errors with slope <= 1, so the
+                // output is off by at most about (2 + 2 hidden + 3 + 8) eps times the absolute
+                // sums `m`; twice that as the bound.
+                let tol = (4.0 * hidden as f64 + 30.0) * f32::EPSILON as f64;
+                for i in 0..n {
+                    let (want, m) = folded_in_f64(&f, [xv[i][0], xv[i][1]]);
+                    for c in 0..2 {
+                        for (name, got) in [("blocks", blocks[i][c]), ("candle", ops[i][c])] {
+                            assert!(
+                                (got as f64 - want[c]).abs() <= tol * m[c],
+                                "{case}, {name}, point {i}: {got} vs {}",
+                                want[c]
+                            );
+                        }
+                    }
+                }
+                // A point's score is the same bits alone, among the first few, and among all.
+                for k in [1, 3.min(n), n] {
+                    let few = model.forward_at_level(&x32.narrow(0, 0, k).unwrap(), level).unwrap();
+                    assert_eq!(
+                        few.to_vec2::<f32>().unwrap()[..],
+                        blocks[..k],
+                        "{case}: the first {k} points"
+                    );
+                }
+                // The samplers' ndarray particles take the same path.
+                let from_array = langevin::NoiseConditionalScore::score(&model, &particles, level).unwrap();
+                for i in 0..n {
+                    assert_eq!(
+                        [from_array[[i, 0]] as f32, from_array[[i, 1]] as f32],
+                        blocks[i][..],
+                        "{case}: ndarray"
+                    );
+                }
+            }
+            assert!(langevin::NoiseConditionalScore::score(&model, &particles, 3).is_err());
         }
     }
 }

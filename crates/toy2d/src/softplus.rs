@@ -62,6 +62,17 @@ fn backward_slice(a: &[f32], g: &[f32], da: &mut [MaybeUninit<f32>]) {
     }
 }
 
+/// The backward pass of the tangent `dh = sigmoid(a) da` with respect to `a`:
+/// `out = (g da) s (1 - s)`, `s = sigmoid(a)`, rounded as candle's ops round the composite.
+#[inline(always)]
+fn tangent_grad_slice(a: &[f32], da: &[f32], g: &[f32], out: &mut [MaybeUninit<f32>]) {
+    for (((&a, &da), &g), out) in a.iter().zip(da).zip(g).zip(out.iter_mut()) {
+        let e = exp_nonpositive(-a.abs());
+        let s = if a >= 0.0 { 1.0 } else { e } / (1.0 + e);
+        out.write((g * da) * (s * (1.0 - s))); // d/da [sigmoid(a) da] = s (1 - s) da
+    }
+}
+
 /// The same loops compiled for AVX-512 and AVX2 with FMA (the results are the same bits: the
 /// same operations in the same order, only more lanes at once).
 #[cfg(target_arch = "x86_64")]
@@ -81,6 +92,11 @@ mod avx512 {
     #[target_feature(enable = "avx512f,fma")]
     pub(super) fn backward_slice(a: &[f32], g: &[f32], da: &mut [MaybeUninit<f32>]) {
         super::backward_slice(a, g, da)
+    }
+
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) fn tangent_grad_slice(a: &[f32], da: &[f32], g: &[f32], out: &mut [MaybeUninit<f32>]) {
+        super::tangent_grad_slice(a, da, g, out)
     }
 }
 
@@ -103,6 +119,32 @@ mod avx2 {
     pub(super) fn backward_slice(a: &[f32], g: &[f32], da: &mut [MaybeUninit<f32>]) {
         super::backward_slice(a, g, da)
     }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn tangent_grad_slice(a: &[f32], da: &[f32], g: &[f32], out: &mut [MaybeUninit<f32>]) {
+        super::tangent_grad_slice(a, da, g, out)
+    }
+}
+
+/// `rows[n, j] = softplus(rows[n, j] + bias[j])` in place, for rows of `bias.len()` values: the
+/// bias of a layer and its activation in one pass (the sampler's blocks, [`crate::folded`]); the
+/// same bits as [`crate::linear::add_bias`] followed by [`softplus`].
+pub fn bias_softplus_in_place(rows: &mut [f32], bias: &[f32]) {
+    assert!(
+        !bias.is_empty() && rows.len().is_multiple_of(bias.len()),
+        "bias_softplus_in_place: {} values in rows of {}",
+        rows.len(),
+        bias.len()
+    );
+    for row in rows.chunks_exact_mut(bias.len()) {
+        workbench::fastmath::simd(|| {
+            for (v, b) in row.iter_mut().zip(bias) {
+                let a = *v + b;
+                let e = exp_nonpositive(-a.abs());
+                *v = a.max(0.0) + ln_1_to_2(1.0 + e); // as `forward_slice`
+            }
+        })
+    }
 }
 
 /// What [`map`] computes elementwise.
@@ -112,8 +154,12 @@ enum Pass<'a> {
     Softplus,
     /// `sigmoid(a)`.
     Sigmoid,
-    /// The backward pass of softplus, `g sigmoid(a)`, for the gradient `g`.
+    /// The backward pass of softplus, `g sigmoid(a)`, for the gradient `g`; also the tangent
+    /// `sigmoid(a) da` of a softplus layer, for the input tangent `da`.
     SoftplusGrad(&'a [f32]),
+    /// The backward pass of that tangent with respect to `a`, `(g da) s (1 - s)`, for the input
+    /// tangent `da` and the gradient `g`.
+    TangentGrad(&'a [f32], &'a [f32]),
 }
 
 /// `pass` over `a`, elementwise into a new vector, with the widest SIMD the CPU has. The output is
@@ -124,13 +170,14 @@ fn map(a: &[f32], pass: Pass<'_>) -> Vec<f32> {
     let run = |dst: &mut [MaybeUninit<f32>]| {
         #[cfg(target_arch = "x86_64")]
         {
-            // SAFETY (all six calls): the CPU has the instructions (checked on the line above).
+            // SAFETY (all eight calls): the CPU has the instructions (checked on the line above).
             let fma = std::is_x86_feature_detected!("fma");
             if fma && std::is_x86_feature_detected!("avx512f") {
                 return match pass {
                     Pass::Softplus => unsafe { avx512::forward_slice(a, dst) },
                     Pass::Sigmoid => unsafe { avx512::sigmoid_slice(a, dst) },
                     Pass::SoftplusGrad(g) => unsafe { avx512::backward_slice(a, g, dst) },
+                    Pass::TangentGrad(da, g) => unsafe { avx512::tangent_grad_slice(a, da, g, dst) },
                 };
             }
             if fma && std::is_x86_feature_detected!("avx2") {
@@ -138,6 +185,7 @@ fn map(a: &[f32], pass: Pass<'_>) -> Vec<f32> {
                     Pass::Softplus => unsafe { avx2::forward_slice(a, dst) },
                     Pass::Sigmoid => unsafe { avx2::sigmoid_slice(a, dst) },
                     Pass::SoftplusGrad(g) => unsafe { avx2::backward_slice(a, g, dst) },
+                    Pass::TangentGrad(da, g) => unsafe { avx2::tangent_grad_slice(a, da, g, dst) },
                 };
             }
         }
@@ -145,11 +193,12 @@ fn map(a: &[f32], pass: Pass<'_>) -> Vec<f32> {
             Pass::Softplus => forward_slice(a, dst),
             Pass::Sigmoid => sigmoid_slice(a, dst),
             Pass::SoftplusGrad(g) => backward_slice(a, g, dst),
+            Pass::TangentGrad(da, g) => tangent_grad_slice(a, da, g, dst),
         }
     };
     run(dst);
     // SAFETY: each loop above writes every one of the `a.len()` elements (the slices zip to the
-    // shortest, and the callers pass `g` of `a`'s length).
+    // shortest, and the callers pass `g` and `da` of `a`'s length).
     unsafe { out.set_len(a.len()) };
     out
 }
@@ -182,6 +231,78 @@ impl candle_core::CustomOp1 for Sigmoid {
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         // d sigmoid / da = s (1 - s)
         Ok(Some((grad_res * (res * res.affine(-1.0, 1.0)?)?)?))
+    }
+}
+
+/// The tangent of a softplus layer, `dh = softplus'(a) da = sigmoid(a) da` (forward-mode, for
+/// the Jacobian-vector products of sliced and implicit score matching): on contiguous `f32` CPU
+/// tensors one op, forward and backward (the same bits as the composite), candle's ops elsewhere.
+pub fn softplus_tangent(a: &Tensor, da: &Tensor) -> Result<Tensor> {
+    if a.device().is_cpu() && a.dtype() == DType::F32 && da.dtype() == DType::F32 {
+        a.contiguous()?.apply_op2(&da.contiguous()?, SoftplusTangent)
+    } else {
+        sigmoid(a)? * da
+    }
+}
+
+/// The op of [`softplus_tangent`]: forward `sigmoid(a) da` (the kernel of softplus's backward
+/// pass), backward `g sigmoid(a)` for `da` and `(g da) s (1 - s)` for `a`.
+#[derive(Debug, Clone, Copy)]
+struct SoftplusTangent;
+
+/// The backward pass of [`SoftplusTangent`] with respect to `a`: `(a, da, g) -> (g da) s (1 - s)`.
+#[derive(Debug, Clone, Copy)]
+struct TangentGrad;
+
+impl candle_core::CustomOp2 for SoftplusTangent {
+    fn name(&self) -> &'static str {
+        "softplus-tangent"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (a, da) = (
+            f32_slice("softplus_tangent", s1, l1)?,
+            f32_slice("softplus_tangent", s2, l2)?,
+        );
+        if a.len() != da.len() {
+            bail!("softplus_tangent: {} tangents for {} inputs", da.len(), a.len());
+        }
+        Ok((CpuStorage::F32(map(a, Pass::SoftplusGrad(da))), l1.shape().clone()))
+    }
+
+    fn bwd(&self, a: &Tensor, da: &Tensor, _res: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = g.contiguous()?;
+        let grad_a = a.apply_op3_no_bwd(da, &g, &TangentGrad)?;
+        let grad_da = a.apply_op2_no_bwd(&g, &SoftplusGrad)?; // g sigmoid(a)
+        Ok((Some(grad_a), Some(grad_da)))
+    }
+}
+
+impl candle_core::CustomOp3 for TangentGrad {
+    fn name(&self) -> &'static str {
+        "softplus-tangent-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let op = "softplus_tangent";
+        let (a, da, g) = (f32_slice(op, s1, l1)?, f32_slice(op, s2, l2)?, f32_slice(op, s3, l3)?);
+        if a.len() != da.len() || a.len() != g.len() {
+            bail!(
+                "softplus_tangent backward: {} inputs, {} tangents, {} gradients",
+                a.len(),
+                da.len(),
+                g.len()
+            );
+        }
+        Ok((CpuStorage::F32(map(a, Pass::TangentGrad(da, g))), l1.shape().clone()))
     }
 }
 
@@ -329,6 +450,38 @@ mod tests {
             let dwant = want * (1.0 - want);
             let tol = 2.0 * eps * dwant + 3.0 * eps * want + (-87f64).exp();
             assert!((g[i] as f64 - dwant).abs() <= tol, "sigmoid'({})", values[i]);
+        }
+    }
+
+    #[test]
+    fn the_fused_tangent_gives_the_bits_of_the_composite_forward_and_backward() {
+        // sigmoid(a) da through one op, against candle's product of the fused sigmoid and da:
+        // the same roundings, so the same bits for the output and both gradients, over the
+        // whole range of `inputs()` (both tails, the cut-off, infinities).
+        let values = inputs();
+        let n = values.len();
+        let tangent: Vec<f32> = (0..n).map(|i| ((i % 997) as f32 - 498.0) * 0.013).collect();
+        let weight: Vec<f32> = (0..n).map(|i| ((i % 89) as f32 - 44.0) * 0.07).collect();
+        let a = Var::from_vec(values, n, &Device::Cpu).unwrap();
+        let da = Var::from_vec(tangent, n, &Device::Cpu).unwrap();
+        let w = Tensor::from_vec(weight, n, &Device::Cpu).unwrap();
+        let run = |f: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>| {
+            let y = f(a.as_tensor(), da.as_tensor()).unwrap();
+            let grads = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let bits = |t: &Tensor| {
+                t.to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            [bits(&y), bits(grads.get(&a).unwrap()), bits(grads.get(&da).unwrap())]
+        };
+        let fused = run(&|a, da| softplus_tangent(a, da));
+        let composite = run(&|a, da| sigmoid(a)? * da);
+        for (name, (f, c)) in ["dh", "d a", "d da"].iter().zip(fused.iter().zip(&composite)) {
+            let differ = f.iter().zip(c).filter(|(p, q)| p != q).count();
+            assert_eq!(differ, 0, "{name}: {differ} of {n} values differ");
         }
     }
 
