@@ -12,8 +12,10 @@ use toy2d::model::{Conditioning, NoiseConditionalMlp, ScoreMlp};
 use toy2d::train::{adam, ncsn_loss, objective_loss, Objective, ProjectionKind};
 
 fn training_steps(c: &mut Criterion) {
-    // As the toy2d CLI computes (its parts run with subnormals flushed, see `toy2d::jobs`).
+    // As the toy2d CLI computes: its parts run with subnormals flushed (see `toy2d::jobs`) and
+    // glibc keeping freed memory (`toy2d::cli::run`).
     workbench::subnormal::flush_to_zero();
+    workbench::alloc::keep_freed_memory();
     let dev = Device::Cpu;
     let p = gmm::datasets::paper_mixture();
     let objectives = [
