@@ -13,5 +13,6 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     workbench::alloc::keep_freed_memory();
+    workbench::pool::park_idle_workers();
     ncsn::cli::main()
 }

@@ -7,6 +7,7 @@ pub mod fastmath;
 pub mod files;
 pub mod font;
 pub mod init;
+pub mod pool;
 pub mod progress;
 pub mod storage;
 pub mod subnormal;
