@@ -427,23 +427,75 @@ impl langevin::NoiseConditionalScore<Array2<f64>> for NoiseConditionalMlp {
         &self.sigmas
     }
 
+    /// On the CPU in `f32`, the level is folded on every call; a sampler that calls this for
+    /// every step should take [`NoiseConditionalMlp::sampling_scores`], which folds each level
+    /// once.
     fn score(&self, x: &Array2<f64>, level: usize) -> langevin::Result<Array2<f64>> {
+        if self.runs_folded() {
+            return particle_scores(&self.folded(level)?, x);
+        }
         let (n, d) = x.dim();
         if d != 2 {
             return Err(candle_core::Error::Msg(format!("expected particles with 2 columns, got {d}")).into());
-        }
-        if self.runs_folded() {
-            let values: Vec<f32> = x.iter().map(|&v| v as f32).collect(); // row-major
-            let mut out = vec![0f32; values.len()];
-            self.folded(level)?.forward(&values, &mut out);
-            return Ok(Array2::from_shape_vec((n, 2), out.into_iter().map(f64::from).collect())
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?);
         }
         let values: Vec<f64> = x.iter().copied().collect(); // row-major, whatever the strides
         let xt = Tensor::from_vec(values, (n, 2), &self.device)?.to_dtype(self.mlp.dtype)?;
         let s = self.forward_at_level(&xt, level)?.to_dtype(DType::F64)?;
         let flat = s.flatten_all()?.to_vec1::<f64>()?;
         Ok(Array2::from_shape_vec((n, 2), flat).map_err(|e| candle_core::Error::Msg(e.to_string()))?)
+    }
+}
+
+/// The scores of 2D particles under a folded network (`f32` inside, `f64` in and out).
+fn particle_scores(f: &FoldedMlp, x: &Array2<f64>) -> langevin::Result<Array2<f64>> {
+    let (n, d) = x.dim();
+    if d != 2 {
+        return Err(candle_core::Error::Msg(format!("expected particles with 2 columns, got {d}")).into());
+    }
+    let values: Vec<f32> = x.iter().map(|&v| v as f32).collect(); // row-major
+    let mut out = vec![0f32; values.len()];
+    f.forward(&values, &mut out);
+    Ok(Array2::from_shape_vec((n, 2), out.into_iter().map(f64::from).collect())
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?)
+}
+
+/// A noise-conditional MLP's scores as a sampler calls them, level after level: on the CPU in
+/// `f32` every level folded once, when this is made (so a snapshot of the weights: make it after
+/// training), instead of once per Langevin step; elsewhere the model itself.
+#[derive(Debug)]
+pub struct SamplingScores<'a> {
+    model: &'a NoiseConditionalMlp,
+    levels: Option<Vec<FoldedMlp>>,
+}
+
+impl NoiseConditionalMlp {
+    /// The scores for a sampler ([`SamplingScores`]).
+    pub fn sampling_scores(&self) -> Result<SamplingScores<'_>> {
+        let levels = match self.runs_folded() {
+            true => Some((0..self.sigmas.len()).map(|l| self.folded(l)).collect::<Result<_>>()?),
+            false => None,
+        };
+        Ok(SamplingScores { model: self, levels })
+    }
+}
+
+impl langevin::NoiseConditionalScore<Array2<f64>> for SamplingScores<'_> {
+    fn sigmas(&self) -> &[f64] {
+        &self.model.sigmas
+    }
+
+    fn score(&self, x: &Array2<f64>, level: usize) -> langevin::Result<Array2<f64>> {
+        match &self.levels {
+            Some(levels) => match levels.get(level) {
+                Some(f) => particle_scores(f, x),
+                None => Err(candle_core::Error::Msg(format!(
+                    "NoiseConditionalMlp: level {level} out of range, the model has {} noise levels",
+                    levels.len()
+                ))
+                .into()),
+            },
+            None => langevin::NoiseConditionalScore::score(self.model, x, level),
+        }
     }
 }
 
@@ -639,6 +691,14 @@ mod tests {
                 }
             }
             assert!(langevin::NoiseConditionalScore::score(&model, &particles, 3).is_err());
+            // Every level folded once gives the same bits as folding it per call.
+            let once = model.sampling_scores().unwrap();
+            for level in 0..sigmas.len() {
+                let a = langevin::NoiseConditionalScore::score(&once, &particles, level).unwrap();
+                let b = langevin::NoiseConditionalScore::score(&model, &particles, level).unwrap();
+                assert_eq!(a, b, "hidden {hidden}, {n} points, level {level}: folded once");
+            }
+            assert!(langevin::NoiseConditionalScore::score(&once, &particles, 3).is_err());
         }
     }
 }

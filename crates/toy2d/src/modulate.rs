@@ -61,7 +61,7 @@ enum Grad {
     Input(Modulate),
     /// `sum_{n: l_n = l} g[n, j] a[n, j]` (the second input is `a`).
     Scale(Modulate),
-    /// `sum_{n: l_n = l} g[n, j]`.
+    /// `sum_{n: l_n = l} g[n, j]` (the second input is not read).
     Shift(Modulate),
 }
 

@@ -31,12 +31,30 @@ pub fn softplus_composite(a: &Tensor) -> Result<Tensor> {
     a.relu()? + (a.abs()?.neg()?.exp()? + 1.0)?.log()?
 }
 
+/// `softplus(a) = max(a, 0) + ln(1 + e)`, `e = exp(-|a|)`: the one formula of every softplus
+/// loop here (inlined into each, so that the loop vectorises).
+#[inline(always)]
+fn softplus_of(a: f32) -> f32 {
+    let e = exp_nonpositive(-a.abs());
+    a.max(0.0) + ln_1_to_2(1.0 + e)
+}
+
+/// `sigmoid(a) = [a >= 0 ? 1 : e] / (1 + e)`, `e = exp(-|a|)`: the one formula of every sigmoid
+/// loop here. `e` is computed again rather than kept from the forward pass: on activations
+/// larger than the cache, reading a stored copy costs more than the few vector operations of
+/// `exp`.
+#[inline(always)]
+fn sigmoid_of(a: f32) -> f32 {
+    let e = exp_nonpositive(-a.abs());
+    let numerator = if a >= 0.0 { 1.0 } else { e };
+    numerator / (1.0 + e)
+}
+
 /// Forward pass over a slice: `out = softplus(a)`.
 #[inline(always)]
 fn forward_slice(a: &[f32], out: &mut [MaybeUninit<f32>]) {
     for (&a, out) in a.iter().zip(out.iter_mut()) {
-        let e = exp_nonpositive(-a.abs());
-        out.write(a.max(0.0) + ln_1_to_2(1.0 + e)); // max(a, 0) + ln(1 + e)
+        out.write(softplus_of(a));
     }
 }
 
@@ -44,21 +62,15 @@ fn forward_slice(a: &[f32], out: &mut [MaybeUninit<f32>]) {
 #[inline(always)]
 fn sigmoid_slice(a: &[f32], out: &mut [MaybeUninit<f32>]) {
     for (&a, out) in a.iter().zip(out.iter_mut()) {
-        let e = exp_nonpositive(-a.abs());
-        let numerator = if a >= 0.0 { 1.0 } else { e };
-        out.write(numerator / (1.0 + e));
+        out.write(sigmoid_of(a));
     }
 }
 
-/// Backward pass over a slice: `da = g sigmoid(a)`, `sigmoid(a) = [a >= 0 ? 1 : e] / (1 + e)`.
-/// `e` is computed again rather than kept from the forward pass: on activations larger than the
-/// cache, reading a stored copy costs more than the few vector operations of `exp`.
+/// Backward pass over a slice: `da = g sigmoid(a)`.
 #[inline(always)]
 fn backward_slice(a: &[f32], g: &[f32], da: &mut [MaybeUninit<f32>]) {
     for ((&a, &g), da) in a.iter().zip(g).zip(da.iter_mut()) {
-        let e = exp_nonpositive(-a.abs());
-        let numerator = if a >= 0.0 { 1.0 } else { e };
-        da.write(g * (numerator / (1.0 + e)));
+        da.write(g * sigmoid_of(a));
     }
 }
 
@@ -67,8 +79,7 @@ fn backward_slice(a: &[f32], g: &[f32], da: &mut [MaybeUninit<f32>]) {
 #[inline(always)]
 fn tangent_grad_slice(a: &[f32], da: &[f32], g: &[f32], out: &mut [MaybeUninit<f32>]) {
     for (((&a, &da), &g), out) in a.iter().zip(da).zip(g).zip(out.iter_mut()) {
-        let e = exp_nonpositive(-a.abs());
-        let s = if a >= 0.0 { 1.0 } else { e } / (1.0 + e);
+        let s = sigmoid_of(a);
         out.write((g * da) * (s * (1.0 - s))); // d/da [sigmoid(a) da] = s (1 - s) da
     }
 }
@@ -139,9 +150,7 @@ pub fn bias_softplus_in_place(rows: &mut [f32], bias: &[f32]) {
     for row in rows.chunks_exact_mut(bias.len()) {
         workbench::fastmath::simd(|| {
             for (v, b) in row.iter_mut().zip(bias) {
-                let a = *v + b;
-                let e = exp_nonpositive(-a.abs());
-                *v = a.max(0.0) + ln_1_to_2(1.0 + e); // as `forward_slice`
+                *v = softplus_of(*v + b);
             }
         })
     }

@@ -326,7 +326,7 @@ pub fn compute(ctx: &Context) -> Result<Report> {
     let plain = sample_plain(&x0, &plain_score, None, &mut rng, &bar).context("plain Langevin, learned score")?;
     let annealed = langevin::sample_annealed(
         x0.clone(),
-        &Ticking::new(&model, &bar),
+        &Ticking::new(model.sampling_scores()?, &bar),
         &config,
         &mut NoProjection,
         &mut rng,

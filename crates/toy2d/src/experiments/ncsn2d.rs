@@ -251,9 +251,15 @@ pub fn run_toy(toy: Toy, t: usize, settings: &Settings, ctx: &Context) -> Result
         (sigmas.len() * config.steps_per_level + 1) as u64,
         &format!("sampling {}", toy.name()),
     );
-    let x = langevin::sample_annealed(x0, &Ticking::new(&model, &bar), &config, &mut NoProjection, &mut rng)
-        .with_context(|| format!("annealed Langevin on `{}`", toy.name()))?
-        .samples;
+    let x = langevin::sample_annealed(
+        x0,
+        &Ticking::new(model.sampling_scores()?, &bar),
+        &config,
+        &mut NoProjection,
+        &mut rng,
+    )
+    .with_context(|| format!("annealed Langevin on `{}`", toy.name()))?
+    .samples;
     bar.finish_and_clear();
     if x.iter().any(|v| !v.is_finite()) {
         anyhow::bail!("annealed Langevin on `{}` produced non-finite samples", toy.name());
@@ -280,7 +286,7 @@ pub fn run_toy(toy: Toy, t: usize, settings: &Settings, ctx: &Context) -> Result
     if extra > 0 {
         let mut rng = ctx.rng(FIRST_DRAW_STREAM + t as u64);
         let x0 = uniform_square(extra * SAMPLES, toy.bounds(), &mut rng);
-        let xs = langevin::sample_annealed(x0, &model, &config, &mut NoProjection, &mut rng)
+        let xs = langevin::sample_annealed(x0, &model.sampling_scores()?, &config, &mut NoProjection, &mut rng)
             .with_context(|| format!("annealed Langevin on `{}`, extra draws for the MMD", toy.name()))?
             .samples;
         if xs.iter().any(|v| !v.is_finite()) {
