@@ -39,11 +39,17 @@ train() {
     echo $((end - start)) >"$dir/train-seconds.txt"
 }
 
-# `measure CHECKPOINT OUT N ARGS...`: N samples and their FID (OUT/fid.json).
+# `[SEED=S] measure CHECKPOINT OUT N ARGS...`: N samples (seed S, default 1) and their FID
+# (OUT/fid.json). A folder that already holds its fid.json is kept, as a finished run is; delete
+# it to measure again.
 measure() {
     local checkpoint="$1" out="$2" n="$3"
     shift 3
-    "$ncsn" sample --checkpoint "$checkpoint" --out "$out" --n "$n" --batch-size 250 --seed 1 --fid "$@"
+    if [[ -f "$out/fid.json" ]]; then
+        echo "mnist_recipe.sh: $out/fid.json exists: kept"
+        return
+    fi
+    "$ncsn" sample --checkpoint "$checkpoint" --out "$out" --n "$n" --batch-size 250 --seed "${SEED:-1}" --fid "$@"
 }
 
 train "$recipe" --config configs/mnist-cpu.toml --keep-every 400
@@ -83,7 +89,7 @@ measure "$paper" "$paper/sweep-eps-3.4e-5" 250 --steps-per-level 12 --eps 3.4e-5
 # The headline: 1,000 samples with the recipe's sampler; and 1,000 more from another seed, for
 # the spread of the numbers between draws.
 measure "$recipe" "$recipe/final-1000" 1000
-"$ncsn" sample --checkpoint "$recipe" --out "$recipe/final-1000-seed-2" --n 1000 --batch-size 250 --seed 2 --fid
+SEED=2 measure "$recipe" "$recipe/final-1000-seed-2" 1000
 # The chain of 16 samples, one frame per noise level (3 steps each), and the inpaintings.
 "$ncsn" sample --checkpoint "$recipe" --out "$recipe/grid-64" --n 64 --seed 1
 "$ncsn" sample --checkpoint "$recipe" --out "$recipe/chain" --n 16 --batch-size 16 --seed 2 --snapshots 3

@@ -19,14 +19,17 @@
 //! which is a "same" convolution of `dY` with the flipped, transposed kernel `W'`, on the same
 //! padding and dilation. So no transposed convolution is needed anywhere.
 //!
-//! On the CPU the im2col buffer lives only inside one call, one image at a time per thread
-//! (`K x H W` values, a few MB), never in the autograd graph; the products run through the
-//! `gemm` crate (what candle's own CPU matmul uses). Images are split across threads when the
-//! batch has at least as many images as there are threads, otherwise the product itself is
-//! parallel. On other devices the forward value comes from candle's `conv2d` (cuDNN with the
-//! `cudnn` feature) and the op only supplies the backward pass above: the input gradient through
-//! the same `conv2d`, the weight gradient as a batched matmul of im2col columns.
+//! On the CPU the im2col buffer holds one image at a time per thread (`K x H W` values, a few
+//! MB), is kept by the thread for the next call, and is never in the autograd graph; the
+//! products run through the `gemm` crate (what candle's own CPU matmul uses). Images are split
+//! across threads when the batch has at least as many images as there are threads, otherwise
+//! the product itself is parallel. On other devices the forward value comes from candle's
+//! `conv2d` (cuDNN with the `cudnn` feature) and the op only supplies the backward pass above:
+//! the input gradient through the same `conv2d`, the weight gradient as a batched matmul of
+//! im2col columns.
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -394,12 +397,35 @@ fn gather<'a, T: Copy>(data: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
 /// The element types the CPU kernels run on.
 trait Float: Copy + Send + Sync + Default + std::ops::AddAssign + 'static {
     const ONE: Self;
+    /// This thread's im2col buffer: one per thread and type, kept between calls, so that it is
+    /// allocated and zeroed only when a larger convolution needs it to grow (im2col overwrites
+    /// every value it reads back).
+    fn columns_buffer() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>>;
+}
+thread_local! {
+    static COLUMNS_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static COLUMNS_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
 }
 impl Float for f32 {
     const ONE: Self = 1.0;
+    fn columns_buffer() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>> {
+        &COLUMNS_F32
+    }
 }
 impl Float for f64 {
     const ONE: Self = 1.0;
+    fn columns_buffer() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>> {
+        &COLUMNS_F64
+    }
+}
+
+/// Runs `f` with a scratch buffer for im2col: this thread's kept buffer, or a fresh one if it is
+/// in use further up the stack (a rayon worker that steals another chunk while it waits).
+fn with_columns<T: Float, R>(f: impl FnOnce(&mut Vec<T>) -> R) -> R {
+    T::columns_buffer().with(|cell| match cell.try_borrow_mut() {
+        Ok(mut kept) => f(&mut kept),
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// Input channels, image size, kernel and dilation of one convolution.
@@ -482,64 +508,85 @@ fn im2col<T: Float>(x: &[T], g: Geometry, col: &mut [T]) {
     }
 }
 
-/// The im2col matrix of one image: the image itself for a 1x1 kernel, else `col` filled.
+/// The im2col matrix of one image: the image itself for a 1x1 kernel, else `col` filled. `col`
+/// only grows: im2col writes every value of its first `K H W`, whatever was there before.
 fn columns<'a, T: Float>(xb: &'a [T], g: Geometry, col: &'a mut Vec<T>) -> &'a [T] {
     if g.k == 1 {
         return xb;
     }
-    col.resize(g.rows() * g.pixels(), T::default());
-    im2col(xb, g, col);
-    col
+    let n = g.rows() * g.pixels();
+    if col.len() < n {
+        col.resize(n, T::default());
+    }
+    im2col(xb, g, &mut col[..n]);
+    &col[..n]
 }
 
 /// `y[b] = W col(x[b])` for every image: `x` `[B, C_in, H, W]`, `wt` `[C_out, C_in, k, k]`.
+///
+/// The output is not zeroed first: each image's block is written by the bias (if any) and then
+/// the product, which with no bias writes its destination without reading it.
 fn conv_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, b: usize, cout: usize, g: Geometry) -> Vec<T> {
     let (kk, hw) = (g.rows(), g.pixels());
-    let mut y = vec![T::default(); b * cout * hw];
+    let n = b * cout * hw;
     let (per_chunk, par) = plan(b);
-    if per_chunk == 0 {
-        return y;
-    }
-    let run = |(xs, ys): (&[T], &mut [T])| {
-        let mut col = Vec::new();
-        for (xb, yb) in xs.chunks(g.cin * hw).zip(ys.chunks_mut(cout * hw)) {
-            if let Some(bias) = bias {
-                // y[o, :] starts at b[o]; the product is added to it
-                for (row, &bo) in yb.chunks_mut(hw).zip(bias) {
-                    row.fill(bo);
-                }
-            }
-            let rhs = columns(xb, g, &mut col);
-            // SAFETY: yb is [cout, hw], wt is [cout, kk], rhs is [kk, hw], all row-major and
-            // of exactly these sizes (checked by the caller's shapes).
-            unsafe {
-                gemm(
-                    cout,
-                    hw,
-                    kk,
-                    yb.as_mut_ptr(),
-                    1,
-                    hw as isize,
-                    bias.is_some(),
-                    wt.as_ptr(),
-                    1,
-                    kk as isize,
-                    rhs.as_ptr(),
-                    1,
-                    hw as isize,
-                    T::ONE,
-                    T::ONE,
-                    false,
-                    false,
-                    false,
-                    par,
-                )
+    if per_chunk == 0 || n == 0 || kk == 0 {
+        // nothing to multiply: the output is the bias (or zero) everywhere
+        let mut y = vec![T::default(); n];
+        if let Some(bias) = bias.filter(|_| hw > 0) {
+            for (row, &bo) in y.chunks_mut(hw).zip(bias.iter().cycle()) {
+                row.fill(bo);
             }
         }
+        return y;
+    }
+    let mut y: Vec<T> = Vec::with_capacity(n);
+    let run = |(xs, ys): (&[T], &mut [MaybeUninit<T>])| {
+        with_columns(|col| {
+            for (xb, yb) in xs.chunks(g.cin * hw).zip(ys.chunks_mut(cout * hw)) {
+                if let Some(bias) = bias {
+                    // y[o, :] starts at b[o]; the product is added to it
+                    for (row, &bo) in yb.chunks_mut(hw).zip(bias) {
+                        for value in row {
+                            value.write(bo);
+                        }
+                    }
+                }
+                let rhs = columns(xb, g, col);
+                // SAFETY: yb is [cout, hw], wt is [cout, kk], rhs is [kk, hw], all row-major and
+                // of exactly these sizes (checked by the caller's shapes); with kk > 0 the
+                // product writes every value of yb, and reads it only when the bias wrote it.
+                unsafe {
+                    gemm(
+                        cout,
+                        hw,
+                        kk,
+                        yb.as_mut_ptr().cast::<T>(),
+                        1,
+                        hw as isize,
+                        bias.is_some(),
+                        wt.as_ptr(),
+                        1,
+                        kk as isize,
+                        rhs.as_ptr(),
+                        1,
+                        hw as isize,
+                        T::ONE,
+                        T::ONE,
+                        false,
+                        false,
+                        false,
+                        par,
+                    )
+                }
+            }
+        })
     };
     x.par_chunks(per_chunk * g.cin * hw)
-        .zip(y.par_chunks_mut(per_chunk * cout * hw))
+        .zip(y.spare_capacity_mut()[..n].par_chunks_mut(per_chunk * cout * hw))
         .for_each(run);
+    // SAFETY: the chunks cover all n values, and `run` wrote every one of them (above).
+    unsafe { y.set_len(n) };
     y
 }
 
@@ -560,36 +607,37 @@ fn conv_weight_grad_cpu<T: Float>(x: &[T], dy: &[T], b: usize, cout: usize, g: G
         .zip(dy.par_chunks(per_chunk * cout * hw))
         .map(|(xs, dys)| {
             let mut dwt = vec![T::default(); kk * cout];
-            let mut col = Vec::new();
-            for (n, (xb, dyb)) in xs.chunks(g.cin * hw).zip(dys.chunks(cout * hw)).enumerate() {
-                let cols = columns(xb, g, &mut col);
-                // dwt[r, o] (+)= sum_j cols[r, j] dyb[o, j]: the right factor is dyb^T, read
-                // with column stride hw and row stride 1.
-                // SAFETY: dwt is [kk, cout], cols is [kk, hw], dyb is [cout, hw].
-                unsafe {
-                    gemm(
-                        kk,
-                        cout,
-                        hw,
-                        dwt.as_mut_ptr(),
-                        1,
-                        cout as isize,
-                        n > 0,
-                        cols.as_ptr(),
-                        1,
-                        hw as isize,
-                        dyb.as_ptr(),
-                        hw as isize,
-                        1,
-                        T::ONE,
-                        T::ONE,
-                        false,
-                        false,
-                        false,
-                        par,
-                    )
+            with_columns(|col| {
+                for (n, (xb, dyb)) in xs.chunks(g.cin * hw).zip(dys.chunks(cout * hw)).enumerate() {
+                    let cols = columns(xb, g, col);
+                    // dwt[r, o] (+)= sum_j cols[r, j] dyb[o, j]: the right factor is dyb^T, read
+                    // with column stride hw and row stride 1.
+                    // SAFETY: dwt is [kk, cout], cols is [kk, hw], dyb is [cout, hw].
+                    unsafe {
+                        gemm(
+                            kk,
+                            cout,
+                            hw,
+                            dwt.as_mut_ptr(),
+                            1,
+                            cout as isize,
+                            n > 0,
+                            cols.as_ptr(),
+                            1,
+                            hw as isize,
+                            dyb.as_ptr(),
+                            hw as isize,
+                            1,
+                            T::ONE,
+                            T::ONE,
+                            false,
+                            false,
+                            false,
+                            par,
+                        )
+                    }
                 }
-            }
+            });
             dwt
         })
         .collect();
@@ -632,6 +680,24 @@ mod tests {
         assert_eq!(&col[..9], &[0., 0., 0., 0., 1., 2., 0., 4., 5.]);
         assert_eq!(&col[4 * 9..5 * 9], &x[..]); // centre tap: the image itself
         assert_eq!(&col[8 * 9..], &[5., 6., 0., 8., 9., 0., 0., 0., 0.]);
+    }
+
+    #[test]
+    fn a_kept_buffer_with_stale_values_gives_the_same_columns() {
+        // The thread's buffer is longer than this convolution needs and full of NaN from
+        // "earlier" calls: the columns are its prefix, and every value of it is rewritten.
+        let g = Geometry {
+            cin: 2,
+            h: 5,
+            w: 4,
+            k: 3,
+            d: 2,
+        };
+        let x: Vec<f64> = (0..2 * 5 * 4).map(|i| i as f64 * 0.5 - 3.0).collect();
+        let mut fresh = vec![0.0; g.rows() * g.pixels()];
+        im2col(&x, g, &mut fresh);
+        let mut stale = vec![f64::NAN; 3 * g.rows() * g.pixels()];
+        assert_eq!(columns(&x, g, &mut stale), &fresh[..]);
     }
 
     #[test]
