@@ -48,6 +48,21 @@ fn train_then_resume_from_the_command_line() {
     );
     let csv = std::fs::read_to_string(run.join("loss.csv")).unwrap();
     assert_eq!(csv.lines().filter(|l| l.contains(",train,")).count(), 3, "{csv}");
+    // Setting the sampler of a finished run records it (checkpoint.json, config.toml) and
+    // leaves the weights as they were.
+    let weights = std::fs::read(run.join("checkpoint-00000003.safetensors")).unwrap();
+    let out = ncsn(&["train", "--resume", "run", "--sample-eps", "5e-5"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("sample_eps"), "{}", stderr(&out));
+    let saved = Overrides::from_toml_file(&run.join("config.toml")).unwrap();
+    assert_eq!(saved.sample_eps, Some(5e-5));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(meta["config"]["sample_eps"].as_f64(), Some(5e-5), "{meta}");
+    assert_eq!(
+        std::fs::read(run.join("checkpoint-00000003.safetensors")).unwrap(),
+        weights
+    );
     // Changing the model on resume is refused.
     let out = ncsn(&["train", "--resume", "run", "--ngf", "16"], tmp.path());
     assert_clean_error(&out, &["`ngf` = 16"]);

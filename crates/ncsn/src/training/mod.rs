@@ -481,9 +481,33 @@ pub fn train_resume(
     };
     let checkpoint = Checkpoint::open(&json, device)?;
     let keep = checkpoint.state.weights.clone();
+    let recorded = checkpoint.state.config.clone();
     let mut trainer = Trainer::resume(checkpoint, &[file, flags], device)?;
     remove_temporaries(&dir);
     checkpoint::remove_stale_weights(&dir, Some(&keep));
+    let changed: Vec<String> = recorded
+        .differences(trainer.config())
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .collect();
+    if !changed.is_empty() {
+        // The changed settings are the run's from now on: config.toml says so at once, and
+        // checkpoint.json at the next save, or now for a run already at its last step (which
+        // saves no more), e.g. one whose sampler is being set.
+        let toml_text = toml::to_string(trainer.config()).map_err(|e| Error::config("config", e.to_string()))?;
+        write_atomic(&dir.join(CONFIG_TOML), toml_text.as_bytes())?;
+        if trainer.step() == trainer.config().steps {
+            trainer.save(&dir)?;
+            if progress != Progress::Quiet {
+                eprintln!(
+                    "recorded the run's new {} in {} and {}",
+                    changed.join(", "),
+                    CONFIG_TOML,
+                    checkpoint::CHECKPOINT_JSON
+                );
+            }
+        }
+    }
     let mut log = LossLog::resume(&dir.join(LOSS_CSV), trainer.sigmas(), trainer.step())?;
     run(&mut trainer, &mut log, &RunOptions { out_dir: dir, progress })
 }
