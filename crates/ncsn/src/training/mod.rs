@@ -455,11 +455,17 @@ pub fn train_new(config: TrainConfig, device: &Device, options: &RunOptions) -> 
     }
     remove_temporaries(dir);
     checkpoint::remove_stale_weights(dir, None);
-    let toml_text = toml::to_string(&config).map_err(|e| Error::config("config", e.to_string()))?;
-    write_atomic(&dir.join(CONFIG_TOML), toml_text.as_bytes())?;
+    write_config_toml(dir, &config)?;
     let mut trainer = Trainer::new(config, device)?;
     let mut log = LossLog::create(&dir.join(LOSS_CSV), trainer.sigmas())?;
     run(&mut trainer, &mut log, options)
+}
+
+/// Writes the run's resolved settings to `dir/config.toml` (atomically), the file that
+/// `--config runs/<name>/config.toml` repeats the run from.
+fn write_config_toml(dir: &Path, config: &TrainConfig) -> Result<()> {
+    let text = toml::to_string(config).map_err(|e| Error::config("config", e.to_string()))?;
+    Ok(write_atomic(&dir.join(CONFIG_TOML), text.as_bytes())?)
 }
 
 /// Continues the run of the checkpoint at `path` (a run folder or its `checkpoint.json`) in its
@@ -494,8 +500,7 @@ pub fn train_resume(
         // The changed settings are the run's from now on: config.toml says so at once, and
         // checkpoint.json at the next save, or now for a run already at its last step (which
         // saves no more), e.g. one whose sampler is being set.
-        let toml_text = toml::to_string(trainer.config()).map_err(|e| Error::config("config", e.to_string()))?;
-        write_atomic(&dir.join(CONFIG_TOML), toml_text.as_bytes())?;
+        write_config_toml(&dir, trainer.config())?;
         if trainer.step() == trainer.config().steps {
             trainer.save(&dir)?;
             if progress != Progress::Quiet {
