@@ -37,9 +37,11 @@ import types
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def rust_convs(args):
+def rust_convs(args, only=None, reps=None):
     cmd = ["cargo", "bench", "-q", "-p", "ncsn", "--bench", "conv", "--", "--bench", "--json",
-           "--batch", str(args.batch), "--reps", str(args.reps)]
+           "--batch", str(args.batch), "--reps", str(reps or args.reps)]
+    if only:
+        cmd += ["--only", only]
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=rust_env(args)).stdout
     return {r["name"]: r for r in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
 
@@ -86,26 +88,35 @@ def torch_convs(args, shapes):
 
 
 def cmd_convs(args):
+    """Each shape alternates on its own (Rust, PyTorch; the next round PyTorch first), so that
+    the two sides of a ratio are measured seconds apart: this virtual machine's speed drifts by
+    20% and more over minutes. The ratio is the median of the rounds' ratios."""
     import torch
     torch.set_num_threads(args.threads)
-    rows, shapes = {}, None
+    shapes = list(rust_convs(args, reps=1).values())  # the shapes, and a warm-up
+    rows = {}
     for r in range(args.rounds):
-        rust = rust_convs(args)
-        shapes = shapes or list(rust.values())
-        py = torch_convs(args, shapes)
-        for name in rust:
+        for s in shapes:
+            if r % 2 == 0:
+                rust = rust_convs(args, only=s["name"])[s["name"]]
+                py = torch_convs(args, [s])[s["name"]]
+            else:
+                py = torch_convs(args, [s])[s["name"]]
+                rust = rust_convs(args, only=s["name"])[s["name"]]
             for key in ("fwd_ms", "fwdbwd_ms"):
-                rows.setdefault((name, key), {"rust": [], "torch": []})
-                rows[(name, key)]["rust"].append(rust[name][key])
-                rows[(name, key)]["torch"].append(py[name][key])
+                v = rows.setdefault((s["name"], key), {"rust": [], "torch": []})
+                v["rust"].append(rust[key])
+                v["torch"].append(py[key])
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-    print(f"convolutions, batch {args.batch}, {args.threads} threads, median of {args.rounds} rounds x {args.reps} reps (ms)")
+    print(f"convolutions, batch {args.batch}, {args.threads} threads, {args.rounds} rounds x {args.reps} reps (ms: "
+          "medians; ratio: the median of the rounds' ratios)")
     print(f"{'shape':<30} {'pass':<8} {'rust':>9} {'torch':>9} {'ratio':>6}")
     table = []
     for (name, key), v in rows.items():
         rs, ts = statistics.median(v["rust"]), statistics.median(v["torch"])
-        table.append({"name": name, "pass": key, "rust_ms": rs, "torch_ms": ts, "ratio": rs / ts, "raw": v})
-        print(f"{name:<30} {key[:-3]:<8} {rs:>9.2f} {ts:>9.2f} {rs / ts:>6.2f}")
+        ratio = statistics.median(a / b for a, b in zip(v["rust"], v["torch"]))
+        table.append({"name": name, "pass": key, "rust_ms": rs, "torch_ms": ts, "ratio": ratio, "raw": v})
+        print(f"{name:<30} {key[:-3]:<8} {rs:>9.2f} {ts:>9.2f} {ratio:>6.2f}")
     return table
 
 

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -23,7 +23,7 @@ use crate::config::TrainConfig;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::model::profile::{start_profile, take_profile, LayerKind};
-use crate::model::ScoreNet;
+use crate::model::{frozen_model, ScoreNet};
 use crate::sampling::{uniform_noise, SampleConfig};
 use crate::training::{StepPhases, Trainer};
 
@@ -253,7 +253,9 @@ pub fn run_bench(opts: &BenchOptions, device: &Device) -> Result<BenchReport> {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let x0 = uniform_noise(&mut rng, [batch, m.channels, m.image_size, m.image_size], device)?;
         let sigma = [trainer.sigmas()[0]];
-        let net = ScoreNet::new(trainer.model(), trainer.sigmas())?.over_sigma(trainer.config().score_over_sigma);
+        // as `ncsn sample` runs it: the weights as constants, no graph recorded
+        let frozen = frozen_model(&m, trainer.varmap(), DType::F32, device)?;
+        let net = ScoreNet::new(&frozen, trainer.sigmas())?.over_sigma(trainer.config().score_over_sigma);
         let run = |steps: usize, rng: &mut ChaCha8Rng| -> Result<()> {
             let chain = SampleConfig {
                 steps_per_level: steps,

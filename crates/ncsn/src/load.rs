@@ -10,7 +10,7 @@ use candle_nn::VarMap;
 
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::model::{build_model, CondRefineNetDilated, ModelConfig, ScoreNet};
+use crate::model::{build_model, frozen_model, CondRefineNetDilated, ModelConfig, ScoreNet};
 use crate::training::checkpoint::Checkpoint;
 use crate::vars::{load_into, named_vars};
 
@@ -25,8 +25,12 @@ pub struct LoadedModel {
     /// The parameters of `model`, as variables: differentiate with respect to them
     /// (`loss.backward()` then `grads.get(var)`), or optimise them to fine-tune.
     pub params: VarMap,
-    /// The network with the EMA weights, when the run kept an EMA.
+    /// The network with the EMA weights, when the run kept an EMA, as constants
+    /// ([`crate::model::frozen_model`]: nothing differentiates them).
     pub ema: Option<CondRefineNetDilated>,
+    /// `model` with its weights as constants (sharing their storage): what sampling runs, so
+    /// that it records no graph.
+    frozen: CondRefineNetDilated,
     /// The run configuration: a run folder's, or the one `--model-config` names ([`load_model`]);
     /// `None` from [`load_weights_file`], which takes only the network's shape and sigmas.
     pub run: Option<TrainConfig>,
@@ -40,14 +44,14 @@ impl LoadedModel {
     /// The network to sample with: the EMA weights when there are some (as NCSNv2 does),
     /// otherwise the last weights.
     pub fn sampling_model(&self) -> &CondRefineNetDilated {
-        self.ema.as_ref().unwrap_or(&self.model)
+        self.ema.as_ref().unwrap_or(&self.frozen)
     }
 
     /// The network to sample with ([`Self::sampling_model`], or the last weights when `no_ema`)
     /// as a noise-conditional score, with the name of the weights it uses.
     pub fn score_net(&self, no_ema: bool) -> Result<(ScoreNet<'_>, &'static str)> {
-        let model = if no_ema { &self.model } else { self.sampling_model() };
-        let name = if std::ptr::eq(model, &self.model) {
+        let model = if no_ema { &self.frozen } else { self.sampling_model() };
+        let name = if std::ptr::eq(model, &self.frozen) {
             "weights"
         } else {
             "EMA weights"
@@ -68,10 +72,11 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<LoadedModel> {
     let state = &checkpoint.state;
     let (params, model) = build_model(&state.model, DType::F32, device, None)?;
     checkpoint.load(&named_vars(&params), "model.")?;
+    let frozen = frozen_model(&state.model, &params, DType::F32, device)?;
     let ema = if state.config.ema {
-        let (ema_vars, ema_model) = build_model(&state.model, DType::F32, device, None)?;
+        let (ema_vars, _) = build_model(&state.model, DType::F32, device, None)?;
         checkpoint.load(&named_vars(&ema_vars), "ema.")?;
-        Some(ema_model)
+        Some(frozen_model(&state.model, &ema_vars, DType::F32, device)?)
     } else {
         None
     };
@@ -81,6 +86,7 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<LoadedModel> {
         model,
         params,
         ema,
+        frozen,
         run: Some(checkpoint.state.config),
         ignored: Vec::new(),
     })
@@ -154,12 +160,14 @@ pub fn load_weights_file(
     ignored.sort();
     // The network checks that it has one level per sigma.
     ScoreNet::new(&model, &sigmas)?;
+    let frozen = frozen_model(config, &params, dtype, device)?;
     Ok(LoadedModel {
         sigmas,
         step: 0,
         model,
         params,
         ema: None,
+        frozen,
         run: None,
         ignored,
     })

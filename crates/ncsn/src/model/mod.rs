@@ -35,7 +35,7 @@ pub mod shapes;
 
 pub use norm::CondInstanceNormPlusPlus;
 pub use refinenet::CondRefineNetDilated;
-pub use score::{build_model, score_of, ScoreNet};
+pub use score::{build_model, frozen_model, score_of, ScoreNet};
 pub use shapes::{reference_shapes, ParamShape};
 
 /// Shape of the score network.

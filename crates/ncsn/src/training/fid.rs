@@ -15,7 +15,7 @@ use quality::FeatureNetwork;
 
 use crate::error::Result;
 use crate::measure::{measure, quantize, Metric, DEFAULT_BATCH};
-use crate::model::{build_model, ScoreNet};
+use crate::model::{build_model, frozen_model, ScoreNet};
 use crate::progress::Progress;
 use crate::sampling::{sample, SampleConfig};
 use crate::training::Trainer;
@@ -67,17 +67,17 @@ impl FidProbe {
             snapshot_every: None,
         };
         let device = trainer.device();
-        let ema_model = match trainer.ema_tensors() {
+        // The sampling network's weights as constants (no graph is recorded while sampling).
+        let model = match trainer.ema_tensors() {
             Some(tensors) => {
-                let (vars, model) = build_model(&config.model_config(), DType::F32, device, None)?;
+                let (vars, _) = build_model(&config.model_config(), DType::F32, device, None)?;
                 let named = workbench::vars::named_vars(&vars);
                 workbench::vars::load_named(&named, &tensors, "ema.")?;
-                Some(model)
+                frozen_model(&config.model_config(), &vars, DType::F32, device)?
             }
-            None => None,
+            None => frozen_model(&config.model_config(), trainer.varmap(), DType::F32, device)?,
         };
-        let model = ema_model.as_ref().unwrap_or(trainer.model());
-        let score = ScoreNet::new(model, trainer.sigmas())?.over_sigma(config.score_over_sigma);
+        let score = ScoreNet::new(&model, trainer.sigmas())?.over_sigma(config.score_over_sigma);
         let samples = sample(&score, score.image_dims(), &sampler, device, Progress::Quiet)?.samples;
         let images = quantize(&samples)?;
         let m = measure(
