@@ -4,7 +4,9 @@
 //! It is candle-nn's `Linear` with one change on the CPU: the bias is added by one op of its own
 //! ([`add_bias`]) whose backward pass sums the gradient over the batch row by row. candle's
 //! `broadcast_add` reduces that sum column by column through its general strided reduction,
-//! which was a sixth of a training step of the 2D networks (`perf`, `manifold`).
+//! which was a sixth of a training step of the 2D networks (`perf`, `manifold`). And the
+//! product `x W^T` is [`matmul_wt`], whose weight gradient comes out in `W`'s own layout.
+use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use workbench::storage::f32_slice;
@@ -41,7 +43,62 @@ impl Linear {
 impl Module for Linear {
     /// `x` of shape `(N, in)` to `(N, out)`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        add_bias(&x.matmul(&self.weight.t()?)?, &self.bias)
+        add_bias(&matmul_wt(x, &self.weight)?, &self.bias)
+    }
+}
+
+/// `x W^T` for `x` of shape `(N, in)` and `W` of shape `(out, in)`, as `x.matmul(&w.t())`, but
+/// differentiated without the transpose: the gradient of `W` is computed as `g^T x`, in `W`'s
+/// layout. candle differentiates the transpose by handing back `(x^T g)^T`, a transposed view,
+/// and adds such a view to the gradient it collects for `W` element by element through its
+/// strides: 34 us for 128 x 128 and 265 us for 256 x 256 on the 2-core Xeon, against 3.5 and
+/// 15 us for a contiguous add, a quarter of an `ncsn2d` training step. On the CPU the value is
+/// candle's product itself (the same bits) and only the backward pass is this op's; elsewhere it
+/// is `x.matmul(&w.t())`.
+pub fn matmul_wt(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return x.matmul(&w.t()?);
+    }
+    let y = x.detach().matmul(&w.detach().t()?)?;
+    x.apply_op3(w, &y, MatmulWtGrad)
+}
+
+/// The backward pass of [`matmul_wt`] for a value computed by candle (its third argument).
+#[derive(Debug, Clone, Copy)]
+struct MatmulWtGrad;
+
+impl candle_core::CustomOp3 for MatmulWtGrad {
+    fn name(&self) -> &'static str {
+        "matmul-wt"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        y: &CpuStorage,
+        ly: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        // a fresh matmul output: contiguous from its start
+        if !ly.is_contiguous() || ly.start_offset() != 0 {
+            bail!("matmul_wt: the product must be contiguous")
+        }
+        Ok((y.try_clone(ly)?, ly.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // dx = g W (what candle computes for x.matmul(&w.t())); dW = g^T x, the same sums over
+        // the batch as candle's (x^T g)^T, in W's layout
+        Ok((Some(g.matmul(w)?), Some(g.t()?.matmul(x)?), None))
     }
 }
 
@@ -113,6 +170,37 @@ impl candle_core::CustomOp1 for ColumnSums {
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    #[test]
+    fn matmul_wt_is_candles_product_with_a_contiguous_weight_gradient() {
+        // x W^T and both gradients against candle's x.matmul(&w.t()): the same products and
+        // sums over the batch, so the same bits; and W's gradient in W's layout.
+        let dev = Device::Cpu;
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
+        let x = Var::from_tensor(&langevin::randn_tensor(&mut rng, &[41, 23], DType::F32, &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&langevin::randn_tensor(&mut rng, &[17, 23], DType::F32, &dev).unwrap()).unwrap();
+        let weights = langevin::randn_tensor(&mut rng, &[41, 17], DType::F32, &dev).unwrap();
+        let run = |f: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>| {
+            let y = f(x.as_tensor(), w.as_tensor()).unwrap();
+            let grads = (&y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+            let (dx, dw) = (grads.get(&x).unwrap(), grads.get(&w).unwrap());
+            let v = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            (v(&y), v(dx), v(dw), dw.is_contiguous())
+        };
+        let (y1, dx1, dw1, contiguous) = run(&|x, w| matmul_wt(x, w));
+        let (y2, dx2, dw2, _) = run(&|x, w| x.matmul(&w.t()?));
+        assert_eq!((y1, dx1, dw1), (y2, dx2, dw2));
+        assert!(contiguous);
+        // A weight used twice (a layer and its tangent) collects both gradients.
+        let both = |f: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>| {
+            let y = (f(x.as_tensor(), w.as_tensor()).unwrap()
+                + f(&x.as_tensor().sqr().unwrap(), w.as_tensor()).unwrap())
+            .unwrap();
+            let grads = (&y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+            grads.get(&w).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        assert_eq!(both(&|x, w| matmul_wt(x, w)), both(&|x, w| x.matmul(&w.t()?)));
+    }
 
     #[test]
     fn the_fused_bias_equals_broadcast_add_forward_and_backward() {

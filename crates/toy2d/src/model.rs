@@ -15,7 +15,7 @@ use rand::Rng;
 use score_matching::JvpScore;
 
 use crate::folded::{Affine, FoldedMlp};
-use crate::linear::{add_bias, Linear};
+use crate::linear::{add_bias, matmul_wt, Linear};
 use crate::modulate::modulate;
 use crate::softplus::{softplus, softplus_tangent};
 
@@ -69,7 +69,7 @@ fn softplus_layer(
     let h = softplus(&a)?;
     let dh = match dx {
         Some(dx) => {
-            let da = modulate(&dx.matmul(&layer.weight().t()?)?, true)?; // da = W dx (then scale)
+            let da = modulate(&matmul_wt(dx, layer.weight())?, true)?; // da = W dx (then scale)
             Some(softplus_tangent(&a, &da)?) // softplus'(a) da = sigmoid(a) da
         }
         None => None,
@@ -126,7 +126,7 @@ impl ScoreMlp {
         let (h2, dh2) = softplus_layer(&self.lin2, &h1, dh1.as_ref(), |a, t| modulate(1, a, t))?;
         let s = self.lin3.forward(&h2)?; // s = W3 h2 + b3
         let ds = match dh2 {
-            Some(dh2) => Some(dh2.matmul(&self.lin3.weight().t()?)?), // ds = W3 dh2
+            Some(dh2) => Some(matmul_wt(&dh2, self.lin3.weight())?), // ds = W3 dh2
             None => None,
         };
         Ok((s, ds))
@@ -333,7 +333,7 @@ impl NoiseConditionalMlp {
     /// [`Self::forward_at_level`] through candle's ops (any device and dtype).
     fn forward_at_level_ops(&self, x: &Tensor, level: usize) -> Result<Tensor> {
         let [l1, l2, l3] = self.folded_layers(level)?;
-        let layer = |x: &Tensor, (w, b): &(Tensor, Tensor)| add_bias(&x.matmul(&w.t()?)?, b);
+        let layer = |x: &Tensor, (w, b): &(Tensor, Tensor)| add_bias(&matmul_wt(x, w)?, b);
         let h1 = softplus(&layer(x, &l1)?)?;
         let h2 = softplus(&layer(&h1, &l2)?)?;
         layer(&h2, &l3)
