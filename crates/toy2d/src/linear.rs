@@ -6,7 +6,6 @@
 //! `broadcast_add` reduces that sum column by column through its general strided reduction,
 //! which was a sixth of a training step of the 2D networks (`perf`, `manifold`). And the
 //! product `x W^T` is [`matmul_wt`], whose weight gradient comes out in `W`'s own layout.
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use workbench::storage::f32_slice;
@@ -81,11 +80,7 @@ impl candle_core::CustomOp3 for MatmulWtGrad {
         y: &CpuStorage,
         ly: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        // a fresh matmul output: contiguous from its start
-        if !ly.is_contiguous() || ly.start_offset() != 0 {
-            bail!("matmul_wt: the product must be contiguous")
-        }
-        Ok((y.try_clone(ly)?, ly.shape().clone()))
+        Ok((workbench::storage::copy_fresh("matmul_wt", y, ly)?, ly.shape().clone()))
     }
 
     fn bwd(

@@ -27,6 +27,16 @@ pub fn f32_slice<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32
     }
 }
 
+/// A copy of `y`, a value computed by candle (a fresh op output, contiguous from offset 0), as
+/// the forward result of a custom op that only supplies the backward pass for it (the pattern of
+/// `ncsn`'s convolution on GPUs and `toy2d`'s `matmul_wt`); `op` names the op in the error.
+pub fn copy_fresh<S: BackendStorage>(op: &str, y: &S, ly: &Layout) -> Result<S> {
+    if !ly.is_contiguous() || ly.start_offset() != 0 {
+        bail!("{op}: the precomputed value must be contiguous")
+    }
+    y.try_clone(ly)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +70,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("expected an f32 tensor"));
+    }
+    #[test]
+    fn a_fresh_value_is_copied_and_a_view_refused() {
+        let t = Tensor::arange(0f32, 6.0, &Device::Cpu).unwrap();
+        let (storage, layout) = t.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            panic!("cpu")
+        };
+        let copy = copy_fresh("test", cpu, layout).unwrap();
+        assert_eq!(f32_slice("test", &copy, layout).unwrap(), &[0., 1., 2., 3., 4., 5.]);
+        let view = t.narrow(0, 1, 3).unwrap();
+        let (storage, layout) = view.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            panic!("cpu")
+        };
+        let err = copy_fresh("test", cpu, layout).unwrap_err().to_string();
+        assert!(err.contains("test: the precomputed value must be contiguous"), "{err}");
     }
 }

@@ -333,7 +333,10 @@ impl CustomOp3 for WithConvGrad {
         y: &CpuStorage,
         ly: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        Ok((copy_contiguous(y, ly, BackendStorage::try_clone)?, ly.shape().clone()))
+        Ok((
+            workbench::storage::copy_fresh("same_conv2d", y, ly)?,
+            ly.shape().clone(),
+        ))
     }
 
     #[cfg(feature = "cuda")]
@@ -346,7 +349,10 @@ impl CustomOp3 for WithConvGrad {
         y: &candle_core::CudaStorage,
         ly: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((copy_contiguous(y, ly, BackendStorage::try_clone)?, ly.shape().clone()))
+        Ok((
+            workbench::storage::copy_fresh("same_conv2d", y, ly)?,
+            ly.shape().clone(),
+        ))
     }
 
     fn bwd(
@@ -360,15 +366,6 @@ impl CustomOp3 for WithConvGrad {
         let (dx, dw) = same_conv2d_backward(x, w, dy, self.0.dilation)?;
         Ok((Some(dx), Some(dw), None))
     }
-}
-
-/// A copy of storage `y` that is known to be laid out contiguously from offset 0 (a fresh
-/// `conv2d` output).
-fn copy_contiguous<S>(y: &S, ly: &Layout, clone: impl Fn(&S, &Layout) -> Result<S>) -> Result<S> {
-    if !ly.is_contiguous() || ly.start_offset() != 0 {
-        candle_core::bail!("same_conv2d: the precomputed value must be contiguous")
-    }
-    clone(y, ly)
 }
 
 /// The weight-gradient op on the CPU: `(x, dy) -> dW`.

@@ -186,6 +186,7 @@ mod tests {
         let at = net.score(&one, 2).unwrap();
         assert_eq!(diff(&at, &s.narrow(0, 1, 1).unwrap()), 0.0);
     }
+
     #[test]
     fn the_frozen_network_computes_the_same_and_records_no_graph() {
         let config = ModelConfig {
