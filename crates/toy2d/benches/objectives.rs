@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use toy2d::model::{Conditioning, NoiseConditionalMlp, ScoreMlp};
-use toy2d::train::{adam, ncsn_loss, objective_loss, Objective, ProjectionKind};
+use toy2d::train::{adam, ncsn_loss, ncsn_step, objective_loss, Objective, ProjectionKind};
 
 fn training_steps(c: &mut Criterion) {
     // As the toy2d CLI computes: its parts run with subnormals flushed (see `toy2d::jobs`) and
@@ -70,10 +70,21 @@ fn training_steps(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let x = p.sample(128, &mut rng);
-                let loss = ncsn_loss(&model, x.view(), &sigmas_t, &mut rng, &dev).expect("loss");
-                opt.backward_step(&loss).expect("step");
+                let step = ncsn_step(&model, x.view(), &sigmas_t, &mut rng, &dev).expect("loss");
+                step.update(&mut opt).expect("step");
             })
         });
+        if hidden == 256 {
+            // The same step through candle's autograd (what `ncsn_step` computes when the
+            // written-out step does not apply), for comparison.
+            group.bench_function("ncsn2d-model-256-autograd", |b| {
+                b.iter(|| {
+                    let x = p.sample(128, &mut rng);
+                    let loss = ncsn_loss(&model, x.view(), &sigmas_t, &mut rng, &dev).expect("loss");
+                    opt.backward_step(&loss).expect("step");
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -18,7 +18,7 @@ use std::time::Instant;
 use toy2d::experiments::langevin_weights::{annealed_config, annealed_exact, PARTICLES};
 use toy2d::experiments::uniform_square;
 use toy2d::model::{Conditioning, NoiseConditionalMlp, ScoreMlp};
-use toy2d::train::{adam, ncsn_loss, objective_loss, Objective};
+use toy2d::train::{adam, ncsn_step, objective_loss, Objective};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -79,8 +79,8 @@ fn main() -> anyhow::Result<()> {
     let mut opt = adam(&varmap, 1e-3)?;
     let ncsn = time_ms(repeats, 200, || {
         let x = p.sample(128, &mut rng);
-        let loss = ncsn_loss(&model, x.view(), &sigmas_t, &mut rng, &dev).expect("loss");
-        opt.backward_step(&loss).expect("step");
+        let step = ncsn_step(&model, x.view(), &sigmas_t, &mut rng, &dev).expect("loss");
+        step.update(&mut opt).expect("step");
     });
     println!(
         "{{\"annealed_ms\": {annealed:.3}, \"dsm_step_ms\": {dsm:.4}, \"ncsn_step_ms\": {ncsn:.4}, \"threads\": {}}}",

@@ -3,7 +3,8 @@
 //!
 //! - [`model`], [`train`]: the score networks and their training loops; [`linear`], [`softplus`],
 //!   [`modulate`]: their layer, activation and level conditioning, fused and vectorised on the
-//!   CPU; [`folded`]: the network at one noise level in cache-sized blocks, for the samplers.
+//!   CPU; [`folded`]: the network at one noise level in cache-sized blocks, for the samplers;
+//!   [`dsm_step`]: a training step of the noise-conditional network written out, for the CPU.
 //! - [`metrics`]: two-sample distances (kernel MMD, sliced Wasserstein) between samples and data.
 //! - [`scores`]: the exact noise-conditional score of a perturbed mixture (what the networks learn).
 //! - [`experiments`]: the paper's toy experiments, each computing a report of its numbers.
@@ -13,6 +14,7 @@
 //! - [`cli`]: the `toy2d` command line: runs experiments, writes their JSON and draws their figures.
 //! - [`output`]: the output folder and atomic writes.
 pub mod cli;
+pub mod dsm_step;
 pub mod experiments;
 pub mod figures;
 pub mod folded;

@@ -468,7 +468,38 @@ pub struct SamplingScores<'a> {
     levels: Option<Vec<FoldedMlp>>,
 }
 
+/// The parameters a written-out training step reads ([`crate::dsm_step`]): the three layers'
+/// weights `(out, in)` and biases, the level embedding's tables `(L, hidden)`, `c_in` `(L,)` and,
+/// for [`Conditioning::EmbeddingOverSigma`], the sigmas the output is divided by `(L,)`.
+pub(crate) struct DsmParts<'a> {
+    pub weights: [&'a Tensor; 3],
+    pub biases: [&'a Tensor; 3],
+    pub gamma: [&'a Tensor; 2],
+    pub beta: [&'a Tensor; 2],
+    pub c_in: &'a Tensor,
+    pub over_sigma: Option<&'a Tensor>,
+}
+
 impl NoiseConditionalMlp {
+    /// The parts of a model with a level embedding, in `f32` on the CPU; `None` for any other.
+    pub(crate) fn dsm_parts(&self) -> Option<DsmParts<'_>> {
+        let Conditioner::Embedding(e) = &self.conditioner else {
+            return None;
+        };
+        if !self.runs_folded() {
+            return None;
+        }
+        let m = &self.mlp;
+        Some(DsmParts {
+            weights: [m.lin1.weight(), m.lin2.weight(), m.lin3.weight()],
+            biases: [m.lin1.bias(), m.lin2.bias(), m.lin3.bias()],
+            gamma: [&e.gamma[0], &e.gamma[1]],
+            beta: [&e.beta[0], &e.beta[1]],
+            c_in: &e.c_in,
+            over_sigma: e.over_sigma.as_ref(),
+        })
+    }
+
     /// The scores for a sampler ([`SamplingScores`]).
     pub fn sampling_scores(&self) -> Result<SamplingScores<'_>> {
         let levels = match self.runs_folded() {

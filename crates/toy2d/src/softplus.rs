@@ -156,6 +156,24 @@ pub fn bias_softplus_in_place(rows: &mut [f32], bias: &[f32]) {
     }
 }
 
+/// `softplus(a)` over a slice, into a new vector (what [`softplus`] computes on a tensor).
+pub(crate) fn softplus_vec(a: &[f32]) -> Vec<f32> {
+    map(a, Pass::Softplus)
+}
+
+/// `g sigmoid(a)` over slices, into a new vector: the backward pass of [`softplus`] at `a` for the
+/// gradient `g` (of `a`'s length).
+pub(crate) fn softplus_grad_vec(a: &[f32], g: &[f32]) -> Vec<f32> {
+    assert_eq!(
+        a.len(),
+        g.len(),
+        "softplus_grad_vec: {} activations, {} gradients",
+        a.len(),
+        g.len()
+    );
+    map(a, Pass::SoftplusGrad(g))
+}
+
 /// What [`map`] computes elementwise.
 #[derive(Debug, Clone, Copy)]
 enum Pass<'a> {

@@ -247,11 +247,72 @@ pub fn ncsn_loss(
     rng: &mut ChaCha8Rng,
     device: &Device,
 ) -> candle_core::Result<Tensor> {
+    let (xt, levels, z) = ncsn_batch(model, x, rng, device)?;
+    anneal_dsm::anneal_dsm_loss(|xt, lv| model.forward(xt, lv), &xt, &z, &levels, sigmas)
+}
+
+/// [`ncsn_loss`] with its gradients: from the written-out step ([`crate::dsm_step`]) where it
+/// applies (the same draws, the same bits), else a loss for candle's autograd.
+pub fn ncsn_step(
+    model: &NoiseConditionalMlp,
+    x: ArrayView2<f64>,
+    sigmas: &Tensor,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> candle_core::Result<StepLoss> {
+    if model.dsm_parts().is_none() {
+        return Ok(StepLoss::Graph(ncsn_loss(model, x, sigmas, rng, device)?));
+    }
+    let (xt, levels, z) = ncsn_batch(model, x, rng, device)?;
+    let values = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+    let step = crate::dsm_step::dsm_step(model, &values(&xt)?, &values(&z)?, &levels.to_vec1()?, sigmas)?;
+    match step {
+        Some((loss, grads)) => Ok(StepLoss::Computed(loss, grads)),
+        None => {
+            anneal_dsm::anneal_dsm_loss(|xt, lv| model.forward(xt, lv), &xt, &z, &levels, sigmas).map(StepLoss::Graph)
+        }
+    }
+}
+
+/// The batch of a noise-conditional DSM step: the points as a tensor of the model's dtype, then
+/// a level per point and the noise, drawn from `rng` in this order.
+fn ncsn_batch(
+    model: &NoiseConditionalMlp,
+    x: ArrayView2<f64>,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
     let dtype = ScoreModel::dtype(model);
     let xt = to_tensor(x, dtype, device)?;
     let levels = anneal_dsm::draw_levels(rng, x.nrows(), model.sigmas().len(), device)?;
     let z = langevin::randn_tensor(rng, xt.dims(), dtype, device)?;
-    anneal_dsm::anneal_dsm_loss(|xt, lv| model.forward(xt, lv), &xt, &z, &levels, sigmas)
+    Ok((xt, levels, z))
+}
+
+/// What a training step's loss hands the optimizer: a loss for candle's autograd to
+/// differentiate, or one whose gradients are already computed.
+pub enum StepLoss {
+    /// A loss with its graph.
+    Graph(Tensor),
+    /// A loss and the gradients of the parameters.
+    Computed(Tensor, candle_core::backprop::GradStore),
+}
+
+impl StepLoss {
+    /// The loss, a scalar tensor.
+    pub fn loss(&self) -> &Tensor {
+        match self {
+            StepLoss::Graph(l) | StepLoss::Computed(l, _) => l,
+        }
+    }
+
+    /// One update of `opt` with this step's gradients (computed now for [`StepLoss::Graph`]).
+    pub fn update(&self, opt: &mut Adam) -> candle_core::Result<()> {
+        match self {
+            StepLoss::Graph(l) => opt.backward_step(l),
+            StepLoss::Computed(_, grads) => opt.step(grads),
+        }
+    }
 }
 
 /// The optimisation loop shared by both trainers: `cfg.steps` Adam steps on `loss(rng)` with the
@@ -263,7 +324,7 @@ fn optimise(
     cfg: &TrainConfig,
     varmap: &VarMap,
     rng: &mut ChaCha8Rng,
-    mut loss: impl FnMut(&mut ChaCha8Rng) -> anyhow::Result<Tensor>,
+    mut loss: impl FnMut(&mut ChaCha8Rng) -> anyhow::Result<StepLoss>,
     mut after_step: impl FnMut(usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<TrainReport> {
     let mut opt = adam(varmap, cfg.lr)?;
@@ -277,10 +338,10 @@ fn optimise(
     let mut history = Vec::with_capacity(cfg.steps);
     for step in 0..cfg.steps {
         opt.set_learning_rate(cosine_lr(cfg.lr, step as u64, cfg.steps as u64));
-        let l = loss(rng)?;
-        let value = l.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let this = loss(rng)?;
+        let value = this.loss().to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if value.is_finite() {
-            opt.backward_step(&l)?;
+            this.update(&mut opt)?;
         } else if cfg.non_finite == NonFinite::Fail {
             bar.abandon();
             return Err(Diverged {
@@ -336,7 +397,13 @@ pub fn train_score_observed(
         &mut rng,
         |rng| {
             let x = draw_batch(data, cfg.batch_size, rng)?;
-            Ok(objective_loss(objective, &model, x.view(), rng, device)?)
+            Ok(StepLoss::Graph(objective_loss(
+                objective,
+                &model,
+                x.view(),
+                rng,
+                device,
+            )?))
         },
         |step| observe(step, &model),
     )?;
@@ -367,7 +434,7 @@ pub fn train_ncsn(
         &mut rng,
         |rng| {
             let x = draw_batch(data, cfg.batch_size, rng)?;
-            Ok(ncsn_loss(&model, x.view(), &sigmas_t, rng, device)?)
+            Ok(ncsn_step(&model, x.view(), &sigmas_t, rng, device)?)
         },
         |_| Ok(()),
     )?;
