@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use toy2d::model::{Conditioning, NoiseConditionalMlp, ScoreMlp};
-use toy2d::train::{adam, ncsn_loss, ncsn_step, objective_loss, Objective, ProjectionKind};
+use toy2d::train::{adam, ncsn_loss, ncsn_step, objective_loss, objective_step, Objective, ProjectionKind};
 
 fn training_steps(c: &mut Criterion) {
     // As the toy2d CLI computes: its parts run with subnormals flushed (see `toy2d::jobs`) and
@@ -43,10 +43,21 @@ fn training_steps(c: &mut Criterion) {
         group.bench_function(objective.name(), |b| {
             b.iter(|| {
                 let x = p.sample(128, &mut rng);
-                let loss = objective_loss(objective, &model, x.view(), &mut rng, &dev).expect("loss");
-                opt.backward_step(&loss).expect("step");
+                let step = objective_step(objective, &model, x.view(), &mut rng, &dev).expect("loss");
+                step.update(&mut opt).expect("step");
             })
         });
+        if matches!(objective, Objective::Implicit | Objective::Sliced { .. }) {
+            // The same step through candle's autograd (the path `objective_step` takes where
+            // its written-out step does not apply), for comparison.
+            group.bench_function(format!("{}-autograd", objective.name()), |b| {
+                b.iter(|| {
+                    let x = p.sample(128, &mut rng);
+                    let loss = objective_loss(objective, &model, x.view(), &mut rng, &dev).expect("loss");
+                    opt.backward_step(&loss).expect("step");
+                })
+            });
+        }
     }
     // The three conditionings at 128 units, and `ncsn2d`'s model (256 units).
     for (conditioning, hidden) in [

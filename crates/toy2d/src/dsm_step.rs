@@ -29,10 +29,10 @@
 //! order, so the loss and the gradients are the same bits: a test holds them to it, and so the
 //! toy experiments' outputs do not depend on which of the two paths trained them.
 use candle_core::backprop::GradStore;
-use candle_core::{bail, Device, Result, Storage, Tensor};
-use gemm::{gemm, Parallelism};
+use candle_core::{bail, Device, Result, Tensor};
 
 use crate::model::NoiseConditionalMlp;
+use crate::plain::{column_sums, matmul, read};
 use crate::softplus::{softplus_grad_vec, softplus_vec};
 
 /// The loss (a scalar tensor, as candle's path returns it) and the gradients of every parameter
@@ -224,85 +224,6 @@ fn hidden_backward(
     let mut dw = vec![0f32; h * k];
     matmul(threads, (h, k, n), &mut dw, (g, 1, h), (input, k, 1)); // dW = g_a^T input
     HiddenGrads { dw, db, dgamma, dbeta }
-}
-
-/// `sum_n rows[n, j]` for rows of `width` values, added row after row.
-fn column_sums(rows: &[f32], width: usize) -> Vec<f32> {
-    let mut sums = vec![0f32; width];
-    for row in rows.chunks_exact(width) {
-        for (s, v) in sums.iter_mut().zip(row) {
-            *s += v;
-        }
-    }
-    sums
-}
-
-/// `dst (m x n) = lhs (m x k) rhs (k x n)`, each factor given as its values and its (row,
-/// column) strides: the `gemm` call candle's CPU matmul makes for the same shapes and strides,
-/// so the same bits.
-fn matmul(
-    threads: usize,
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
-    (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
-) {
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs;
-    assert!(
-        dst.len() == m * n
-            && (m * k == 0 || last(m, k, lhs_rs, lhs_cs) < lhs.len())
-            && (k * n == 0 || last(k, n, rhs_rs, rhs_cs) < rhs.len()),
-        "matmul: buffers too small for ({m} x {k}) ({k} x {n})"
-    );
-    let parallelism = if threads > 1 {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
-    // SAFETY: every index the product reads or writes is within the slices (checked above).
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    }
-}
-
-/// A parameter's values, read in place (the storage stays locked for reading while this lives).
-struct Values<'a, G: std::ops::Deref<Target = Storage>> {
-    storage: G,
-    layout: &'a candle_core::Layout,
-}
-
-impl<G: std::ops::Deref<Target = Storage>> Values<'_, G> {
-    fn get(&self) -> Result<&[f32]> {
-        match &*self.storage {
-            Storage::Cpu(s) => workbench::storage::f32_slice("dsm_step", s, self.layout),
-            _ => bail!("dsm_step: expected a CPU tensor"),
-        }
-    }
-}
-
-fn read(t: &Tensor) -> Result<Values<'_, impl std::ops::Deref<Target = Storage> + '_>> {
-    let (storage, layout) = t.storage_and_layout();
-    Ok(Values { storage, layout })
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 //! softplus are one pass over it while it is still in cache. The results equal candle's to the
 //! rounding of the sums (the crate orders them by the size of the product; tested).
 use crate::softplus::bias_softplus_in_place;
-use gemm::{gemm, Parallelism};
 
 /// Rows per block: two `(BLOCK, H)` activations of `H = 256` are 256 KB, well inside L2.
 pub const BLOCK: usize = 128;
@@ -104,31 +103,6 @@ impl FoldedMlp {
 pub(crate) fn affine(layer: &Affine, x: &[f32], y: &mut [f32]) {
     let (out, inp) = layer.dims();
     let rows = x.len() / inp;
-    assert_eq!(y.len(), rows * out);
-    // SAFETY: `x` holds `rows * inp` values (row stride `inp`), `y` holds `rows * out` and
-    // `weight_t` holds `inp * out` (both with row stride `out`); `read_dst = false`, so `y`'s old
-    // values are not read.
-    unsafe {
-        gemm(
-            rows,
-            out,
-            inp,
-            y.as_mut_ptr(),
-            1,
-            out as isize,
-            false,
-            x.as_ptr(),
-            1,
-            inp as isize,
-            layer.weight_t.as_ptr(),
-            1,
-            out as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        )
-    }
+    // x (rows x inp) times W^T (inp x out), one thread: the blocks are the parallel unit
+    crate::plain::matmul(1, (rows, out, inp), y, (x, inp, 1), (&layer.weight_t, out, 1));
 }

@@ -132,6 +132,13 @@ impl ScoreMlp {
         Ok((s, ds))
     }
 
+    /// The three layers' `(weight, bias)`, weights `(out, in)`, for a written-out training step
+    /// ([`crate::jvp_step`]): `None` unless the model is in `f32` on the CPU.
+    pub(crate) fn layers(&self) -> Option<[(&Tensor, &Tensor); 3]> {
+        let on_cpu = self.lin1.weight().device().is_cpu() && self.dtype == DType::F32;
+        on_cpu.then(|| [&self.lin1, &self.lin2, &self.lin3].map(|l| (l.weight(), l.bias())))
+    }
+
     /// `s(x)` for `x` of shape `(N, 2)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         check_points(x)?;

@@ -238,6 +238,42 @@ pub fn objective_loss(
     }
 }
 
+/// [`objective_loss`] with its gradients: from the written-out step ([`crate::jvp_step`]) for
+/// sliced and implicit score matching where it applies (the same draws, the same bits), else a
+/// loss for candle's autograd.
+pub fn objective_step(
+    objective: &Objective,
+    model: &ScoreMlp,
+    x: ArrayView2<f64>,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> candle_core::Result<StepLoss> {
+    use crate::jvp_step::{jvp_step, JvpObjective};
+    let written = match objective {
+        Objective::Implicit => Some(JvpObjective::Implicit),
+        Objective::Sliced { variance_reduced, .. } => Some(JvpObjective::Sliced {
+            variance_reduced: *variance_reduced,
+        }),
+        _ => None,
+    };
+    let (Some(which), Some(_)) = (written, model.layers()) else {
+        return Ok(StepLoss::Graph(objective_loss(objective, model, x, rng, device)?));
+    };
+    let xt = to_tensor(x, DType::F32, device)?;
+    let v = match objective {
+        Objective::Sliced { projection, .. } => {
+            sliced::draw_projections(rng, *projection, xt.dims(), DType::F32, device)?
+                .flatten_all()?
+                .to_vec1::<f32>()?
+        }
+        _ => Vec::new(),
+    };
+    match jvp_step(model, which, &xt.flatten_all()?.to_vec1::<f32>()?, &v)? {
+        Some((loss, grads)) => Ok(StepLoss::Computed(loss, grads)),
+        None => candle_core::bail!("objective_step: the written-out step declined a model it accepted"),
+    }
+}
+
 /// The noise-conditional DSM loss (lambda = sigma^2, one random level per example) on the batch
 /// `x`, drawing levels and noise from `rng`. `sigmas` is the `(L,)` tensor of the levels.
 pub fn ncsn_loss(
