@@ -28,7 +28,7 @@ use candle_core::{bail, Device, Result, Tensor};
 
 use crate::model::ScoreMlp;
 use crate::plain::{column_sums, matmul, read};
-use crate::softplus::{softplus_grad_vec, softplus_vec, tangent_grad_vec};
+use crate::softplus::{sigmoid_vec, softplus_vec};
 
 /// Which objective [`jvp_step`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,11 +95,12 @@ pub fn jvp_step(
         }
         let mut da = vec![0f32; m * h];
         matmul(threads, (m, h, k), &mut da, (dx, k, 1), (w, 1, k));
-        let dh = softplus_grad_vec(&a, &da); // sigmoid(a) da
-        (softplus_vec(&a), a, da, dh)
+        let sig = sigmoid_vec(&a); // kept for the backward pass
+        let dh = times(&da, &sig); // sigmoid(a) da
+        (softplus_vec(&a), sig, da, dh)
     };
-    let (h1, a1, da1, dh1) = hidden(&rows, &tangents, 2, layers[0]);
-    let (h2, a2, da2, dh2) = hidden(&h1, &dh1, h, layers[1]);
+    let (h1, sig1, da1, dh1) = hidden(&rows, &tangents, 2, layers[0]);
+    let (h2, sig2, da2, dh2) = hidden(&h1, &dh1, h, layers[1]);
     let (w3, b3) = layers[2];
     let mut s = vec![0f32; 2 * m];
     matmul(threads, (m, 2, h), &mut s, (&h2, h, 1), (w3, 1, h));
@@ -167,11 +168,13 @@ pub fn jvp_step(
     let mut g_dh2 = vec![0f32; m * h];
     matmul(threads, (m, h, 2), &mut g_dh2, (&g_jv, 2, 1), (w3, h, 1));
     // A hidden layer's parameter gradients given g_h and g_dh (its input x with tangent dx).
-    let back = |g_h: &[f32], g_dh: &[f32], a: &[f32], da: &[f32], x: &[f32], dx: &[f32], k: usize| {
-        // g_a = g_h sigmoid(a) + (g_dh da) s (1 - s);  g_da = g_dh sigmoid(a)
-        let mut g_a = softplus_grad_vec(a, g_h);
-        add_into(&mut g_a, &tangent_grad_vec(a, da, g_dh));
-        let g_da = softplus_grad_vec(a, g_dh);
+    let back = |g_h: &[f32], g_dh: &[f32], sig: &[f32], da: &[f32], x: &[f32], dx: &[f32], k: usize| {
+        // g_a = g_h s + (g_dh da) s (1 - s);  g_da = g_dh s;  s = sigmoid(a)
+        let mut g_a = times(g_h, sig);
+        for (((g_a, g_dh), da), s) in g_a.iter_mut().zip(g_dh).zip(da).zip(sig) {
+            *g_a += (g_dh * da) * (s * (1.0 - s));
+        }
+        let g_da = times(g_dh, sig);
         let db = column_sums(&g_a, h);
         let (mut dw, mut dw_tangent) = (vec![0f32; h * k], vec![0f32; h * k]);
         matmul(threads, (h, k, m), &mut dw, (&g_a, 1, h), (x, k, 1));
@@ -179,13 +182,13 @@ pub fn jvp_step(
         add_into(&mut dw, &dw_tangent);
         (dw, db, g_a, g_da)
     };
-    let (dw2, db2, g_a2, g_da2) = back(&g_h2, &g_dh2, &a2, &da2, &h1, &dh1, h);
+    let (dw2, db2, g_a2, g_da2) = back(&g_h2, &g_dh2, &sig2, &da2, &h1, &dh1, h);
     // layer 2's inputs: g_h1 = g_a2 W2, g_dh1 = g_da2 W2
     let w2 = layers[1].0;
     let (mut g_h1, mut g_dh1) = (vec![0f32; m * h], vec![0f32; m * h]);
     matmul(threads, (m, h, h), &mut g_h1, (&g_a2, h, 1), (w2, h, 1));
     matmul(threads, (m, h, h), &mut g_dh1, (&g_da2, h, 1), (w2, h, 1));
-    let (dw1, db1, _, _) = back(&g_h1, &g_dh1, &a1, &da1, &rows, &tangents, 2);
+    let (dw1, db1, _, _) = back(&g_h1, &g_dh1, &sig1, &da1, &rows, &tangents, 2);
 
     let mut grads = GradStore::default();
     let dev = Device::Cpu;
@@ -194,6 +197,11 @@ pub fn jvp_step(
         grads.insert(b, Tensor::from_vec(db, b.dims(), &dev)?);
     }
     Ok(Some((loss, grads)))
+}
+
+/// `a b`, elementwise, into a new vector.
+fn times(a: &[f32], b: &[f32]) -> Vec<f32> {
+    a.iter().zip(b).map(|(a, b)| a * b).collect()
 }
 
 /// `a += b`, elementwise: two gradient contributions to one value.

@@ -174,17 +174,10 @@ pub(crate) fn softplus_grad_vec(a: &[f32], g: &[f32]) -> Vec<f32> {
     map(a, Pass::SoftplusGrad(g))
 }
 
-/// `(g da) sigmoid(a) (1 - sigmoid(a))` over slices, into a new vector: the backward pass of
-/// [`softplus_tangent`] with respect to `a` for the tangent `da` and the gradient `g`.
-pub(crate) fn tangent_grad_vec(a: &[f32], da: &[f32], g: &[f32]) -> Vec<f32> {
-    assert!(
-        a.len() == da.len() && a.len() == g.len(),
-        "tangent_grad_vec: {} activations, {} tangents, {} gradients",
-        a.len(),
-        da.len(),
-        g.len()
-    );
-    map(a, Pass::TangentGrad(da, g))
+/// `sigmoid(a)` over a slice, into a new vector: the value every softplus backward pass here
+/// multiplies by (`g * s` of a stored `s` is the same bits as the fused loops' `g * sigmoid(a)`).
+pub(crate) fn sigmoid_vec(a: &[f32]) -> Vec<f32> {
+    map(a, Pass::Sigmoid)
 }
 
 /// What [`map`] computes elementwise.
