@@ -4,8 +4,9 @@
 //!
 //! Through candle's autograd this step is about sixty ops, each allocating its output, and the
 //! gradient store adds every gradient into a zeroed tensor; on a 2-256-256-2 network and a batch
-//! of 128 that bookkeeping cost more than the arithmetic. Here it is five matrix products, made
-//! with the `gemm` call candle's own CPU product makes, and a few passes over the activations.
+//! of 128 that bookkeeping cost more than the arithmetic. Here it is eight matrix products (three
+//! forward, five backward), made with the `gemm` call candle's own CPU product makes, and a few
+//! passes over the activations.
 //!
 //! For example `n` at level `l` (`sigma = sigma_l`), with `[.]_l` the level's row of a table:
 //!
