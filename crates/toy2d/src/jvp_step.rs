@@ -117,6 +117,7 @@ pub fn jvp_step(
     let mut per_example = vec![0f32; n];
     let mut g_s = vec![0f32; 2 * m];
     let mut g_jv = vec![0f32; 2 * m];
+    // a row's sum of two values as candle reduces it: from zero, in order
     let sum2 = |a: f32, b: f32| {
         let mut t = 0f32;
         t += a;
