@@ -433,13 +433,7 @@ pub fn train_score_observed(
         &mut rng,
         |rng| {
             let x = draw_batch(data, cfg.batch_size, rng)?;
-            Ok(StepLoss::Graph(objective_loss(
-                objective,
-                &model,
-                x.view(),
-                rng,
-                device,
-            )?))
+            Ok(objective_step(objective, &model, x.view(), rng, device)?)
         },
         |step| observe(step, &model),
     )?;
