@@ -94,6 +94,11 @@ def cmd_convs(args):
     import torch
     torch.set_num_threads(args.threads)
     shapes = list(rust_convs(args, reps=1).values())  # the shapes, and a warm-up
+    if args.only:
+        unknown = set(args.only) - {s["name"] for s in shapes}
+        if unknown:
+            sys.exit(f"--only: no convolution shape named {sorted(unknown)}; the shapes: {[s['name'] for s in shapes]}")
+        shapes = [s for s in shapes if s["name"] in args.only]
     rows = {}
     for r in range(args.rounds):
         for s in shapes:
@@ -224,6 +229,7 @@ def main():
     p.add_argument("--batches", type=int, nargs="+", default=[8, 16], help="model/forward: batch sizes")
     p.add_argument("--rounds", type=int, default=3, help="alternations of the two sides")
     p.add_argument("--reps", type=int, default=5, help="convs: timed repetitions per round")
+    p.add_argument("--only", nargs="+", metavar="NAME", help='convs: only these shapes, e.g. "256->256 16x16 k3 d4"')
     p.add_argument("--steps", type=int, default=3, help="model/forward: timed steps per round")
     p.add_argument("--warmup", type=int, default=1, help="model/forward: untimed steps first")
     p.add_argument("--threads", type=int, default=os.cpu_count())
