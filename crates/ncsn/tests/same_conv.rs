@@ -50,9 +50,11 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
 /// and several, channel counts that are not multiples of the SIMD width (8 f32 lanes), non-square
 /// images, and an image smaller than the dilated kernel (every off-centre tap in the padding).
 /// The first three are larger: up to 360 rows of `K = C_in k k`, 12 to 25 output channels and
-/// 25 to 256 pixels per channel (99 and 25 are no multiple of any SIMD width).
+/// 25 to 256 pixels per channel (99 and 25 are no multiple of any SIMD width). Dilation 2 or 4
+/// on images of 3 to 16 rows (all but the dilation-1 cases) cuts the output into bands of rows
+/// that skip the padding (`row_blocks`), the last two cases with several images per thread.
 type Case = (usize, usize, usize, usize, usize, usize, usize);
-const CASES: [Case; 12] = [
+const CASES: [Case; 14] = [
     (2, 40, 25, 9, 11, 3, 2),
     (1, 30, 12, 16, 16, 3, 4),
     (3, 300, 14, 5, 5, 1, 1),
@@ -65,6 +67,8 @@ const CASES: [Case; 12] = [
     (1, 1, 1, 4, 4, 1, 1),
     (2, 16, 16, 8, 8, 3, 1),
     (3, 2, 13, 10, 7, 5, 2),
+    (5, 5, 7, 12, 12, 3, 4),
+    (3, 4, 6, 16, 13, 3, 4),
 ];
 
 /// The op's output and both gradients against candle's `conv2d` and candle's backward pass of

@@ -27,9 +27,18 @@
 //! `conv2d` (cuDNN with the `cudnn` feature) and the op only supplies the backward pass above:
 //! the input gradient through the same `conv2d`, the weight gradient as a batched matmul of
 //! im2col columns.
+//!
+//! Where the dilated kernel looks far into the padding (dilation 4 on 16x16: a kernel row 4
+//! pixels out sees only zeros for a quarter of the output rows), the CPU products skip it: the
+//! output is cut into bands of rows (`row_blocks`), each multiplied by the kernel rows that see
+//! the image there, and the weight gradient is taken one kernel row at a time over the output
+//! rows it sees (`weight_blocks`). For those convolutions the kernel and the im2col rows are
+//! ordered kernel row first, `(u, i, v)`, so that a range of kernel rows is a block of
+//! contiguous columns; the others keep the weight's own order `(i, u, v)`.
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -479,9 +488,24 @@ impl Geometry {
     fn rows(&self) -> usize {
         self.cin * self.k * self.k
     }
+    /// Rows of the im2col matrix per kernel row `u`, `C_in k`.
+    fn rows_per_tap_row(&self) -> usize {
+        self.cin * self.k
+    }
     /// Pixels per channel, `H W`.
     fn pixels(&self) -> usize {
         self.h * self.w
+    }
+    /// The output rows that kernel row `u` sees inside the image: `h + d u - p` in `[0, H)`.
+    /// Never empty for the centre row (`d u = p`).
+    fn tap_rows(&self, u: usize) -> Range<usize> {
+        let (h, shift) = (
+            self.h as isize,
+            (self.d * u) as isize - (self.d * (self.k - 1) / 2) as isize,
+        );
+        let top = (-shift).clamp(0, h) as usize;
+        let bottom = (h - shift).clamp(0, h) as usize;
+        top..bottom.max(top)
     }
 }
 
@@ -498,42 +522,73 @@ fn plan(b: usize) -> (usize, Parallelism) {
     }
 }
 
-/// Fills `col` (`[C_in k k, H W]`) with the im2col matrix of one image `x` (`[C_in, H, W]`):
-/// `col[(i, u, v), (h, w)] = x[i, h + d u - p, w + d v - p]`, zero outside the image.
+/// The kernel with its rows first: `W[o, i, u, v]` stored as `[C_out, k, C_in, k]`, so that the
+/// weights of a range of kernel rows `u` are a block of contiguous columns. The im2col rows are
+/// in the same order, `(u, i, v)`.
+fn rows_first<T: Float>(w: &[T], cout: usize, g: Geometry) -> Cow<'_, [T]> {
+    let Geometry { cin, k, .. } = g;
+    if k == 1 {
+        return Cow::Borrowed(w);
+    }
+    let mut out = Vec::with_capacity(w.len());
+    for o in 0..cout {
+        let kernel = &w[o * cin * k * k..][..cin * k * k];
+        for u in 0..k {
+            for i in 0..cin {
+                out.extend_from_slice(&kernel[(i * k + u) * k..][..k]);
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Fills `col` with the im2col rows of kernel rows `taps` for output rows `rows` of one image
+/// `x` (`[C_in, H, W]`): `col` is `[taps.len() C_in k, rows.len() W]`, its row `(u, i, v)`
+/// (kernel row first, `rows_first`; else `(i, u, v)`, the weight's own order, for all `k` kernel
+/// rows) and column `(h, w)` holding `x[i, h + d u - p, w + d v - p]`, zero outside the image.
 ///
-/// Row `(i, u, v)` is channel `i` shifted by `s = dy W + dx` in row-major order
+/// Row `(u, i, v)` is channel `i` shifted by `s = dy W + dx` in row-major order
 /// (`dy = d u - p` rows, `dx = d v - p` columns): one contiguous copy over the output rows whose
 /// input row exists, then zeros where the shift wrapped around a row's end (the first `-dx` or
 /// last `dx` columns of each row) and in the rows above or below the image.
-fn im2col<T: Float>(x: &[T], g: Geometry, col: &mut [T]) {
+fn im2col<T: Float>(x: &[T], g: Geometry, rows: Range<usize>, taps: Range<usize>, rows_first: bool, col: &mut [T]) {
     let Geometry { cin, h, w, k, d } = g;
     let p = (d * (k - 1) / 2) as isize;
-    let (hi, wi, hw) = (h as isize, w as isize, h * w);
-    for i in 0..cin {
-        let channel = &x[i * hw..(i + 1) * hw];
-        for u in 0..k {
+    let (wi, hw) = (w as isize, h * w);
+    let first = rows.start * w; // the flat index of the block's first pixel
+    let n = rows.len() * w;
+    for (t, u) in taps.enumerate() {
+        // the block's output rows whose input row is inside the image, as offsets into a row
+        let inside = g.tap_rows(u);
+        let top = inside.start.clamp(rows.start, rows.end) * w - first;
+        let bottom = inside.end.clamp(rows.start, rows.end) * w - first;
+        let dy = (d * u) as isize - p; // input row = output row + dy
+        for i in 0..cin {
+            let channel = &x[i * hw..(i + 1) * hw];
             for v in 0..k {
-                let row = &mut col[((i * k + u) * k + v) * hw..][..hw];
-                let dy = (d * u) as isize - p; // input row = output row + dy
+                // row (u, i, v) of the block, or (i, u, v) of the whole matrix
+                let r = if rows_first {
+                    (t * cin + i) * k + v
+                } else {
+                    (i * k + u) * k + v
+                };
+                let row = &mut col[r * n..][..n];
                 let dx = (d * v) as isize - p; // input column = output column + dx
-
-                // Output rows whose input row is inside the image: [top, bottom).
-                let top = (-dy).clamp(0, hi) as usize;
-                let bottom = (hi - dy).clamp(0, hi) as usize;
                 if dx.abs() >= wi || top >= bottom {
                     row.fill(T::default());
                     continue;
                 }
-                row[..top * w].fill(T::default());
-                row[bottom * w..].fill(T::default());
-                // out[j] = channel[j + s] for j in the valid rows, clipped to the channel's ends
-                // (what the clipping leaves out are wrapped-around elements, zeroed next).
-                let s = dy * wi + dx;
-                let lo = ((top * w) as isize).max(-s) as usize;
-                let hi_j = ((bottom * w) as isize).min(hw as isize - s) as usize;
-                row[lo..hi_j].copy_from_slice(&channel[(lo as isize + s) as usize..(hi_j as isize + s) as usize]);
+                row[..top].fill(T::default());
+                row[bottom..].fill(T::default());
+                // out[j] = channel[first + j + s] for j in the valid rows, clipped to the
+                // channel's ends (what the clipping leaves out are wrapped-around elements,
+                // zeroed next).
+                let s = first as isize + dy * wi + dx;
+                let lo = (top as isize).max(-s) as usize;
+                let hi = (bottom as isize).min(hw as isize - s) as usize;
+                row[lo..hi].copy_from_slice(&channel[(lo as isize + s) as usize..(hi as isize + s) as usize]);
                 let n = dx.unsigned_abs();
-                for out in row[top * w..bottom * w].chunks_exact_mut(w) {
+                for out in row[top..bottom].chunks_exact_mut(w) {
                     let wrapped = if dx > 0 { &mut out[w - n..] } else { &mut out[..n] };
                     for value in wrapped {
                         *value = T::default();
@@ -544,24 +599,71 @@ fn im2col<T: Float>(x: &[T], g: Geometry, col: &mut [T]) {
     }
 }
 
-/// The im2col matrix of one image: the image itself for a 1x1 kernel, else `col` filled. `col`
-/// only grows: im2col writes every value of its first `K H W`, whatever was there before.
-fn columns<'a, T: Float>(xb: &'a [T], g: Geometry, col: &'a mut Vec<T>) -> &'a [T] {
+/// The im2col rows of kernel rows `taps` for output rows `rows` (see [`im2col`]), in `col`, which
+/// only grows: im2col writes every value it returns, whatever was there before. For a 1x1
+/// kernel that is the image's block itself (the caller reads it with row stride `H W`).
+fn columns<'a, T: Float>(
+    xb: &'a [T],
+    g: Geometry,
+    rows: Range<usize>,
+    taps: Range<usize>,
+    rows_first: bool,
+    col: &'a mut Vec<T>,
+) -> &'a [T] {
     if g.k == 1 {
-        return xb;
+        return &xb[rows.start * g.w..];
     }
-    let n = g.rows() * g.pixels();
+    let n = taps.len() * g.rows_per_tap_row() * rows.len() * g.w;
     if col.len() < n {
         col.resize(n, T::default());
     }
-    im2col(xb, g, &mut col[..n]);
+    im2col(xb, g, rows, taps, rows_first, &mut col[..n]);
     &col[..n]
+}
+
+/// The forward pass's blocks of output rows, each with the kernel rows it multiplies.
+///
+/// A kernel row `u` sees the image only for the output rows [`Geometry::tap_rows`]; cut where
+/// a kernel row enters or leaves the image, each band of output rows needs only the kernel rows
+/// that see the image there, and the products of the others (with zeros) can be skipped. That
+/// costs a product per band, and the `gemm` crate packs the kernel anew for each, so the bands
+/// are used only when they skip at least an eighth of the products (a 3x3 kernel with dilation
+/// 4 on 16x16: a sixth; with dilation 1 on 32x32 only 2%, and slower than one product).
+fn row_blocks(g: Geometry) -> Vec<(Range<usize>, Range<usize>)> {
+    let whole = vec![(0..g.h, 0..g.k)];
+    if g.k == 1 || g.h == 0 {
+        return whole;
+    }
+    let mut cuts: Vec<usize> = (0..g.k)
+        .flat_map(|u| [g.tap_rows(u).start, g.tap_rows(u).end])
+        .collect();
+    cuts.extend([0, g.h]);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let bands: Vec<(Range<usize>, Range<usize>)> = cuts
+        .windows(2)
+        .filter(|c| c[0] < c[1])
+        .map(|c| {
+            let rows = c[0]..c[1];
+            let inside = |u: &usize| g.tap_rows(*u).start <= rows.start && rows.end <= g.tap_rows(*u).end;
+            // the kernel rows that see the image here are a range (the centre row always does)
+            let first = (0..g.k).find(inside).unwrap_or(g.k / 2);
+            let last = (0..g.k).rev().find(inside).unwrap_or(g.k / 2);
+            (rows, first..last + 1)
+        })
+        .collect();
+    let products: usize = bands.iter().map(|(rows, taps)| rows.len() * taps.len()).sum();
+    if 8 * products <= 7 * g.h * g.k {
+        bands
+    } else {
+        whole
+    }
 }
 
 /// `y[b] = W col(x[b])` for every image: `x` `[B, C_in, H, W]`, `wt` `[C_out, C_in, k, k]`.
 ///
 /// The output is not zeroed first: each image's block is written by the bias (if any) and then
-/// the product, which with no bias writes its destination without reading it.
+/// the products, which with no bias write their destination without reading it.
 fn conv_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, b: usize, cout: usize, g: Geometry) -> Vec<T> {
     let (kk, hw) = (g.rows(), g.pixels());
     let n = b * cout * hw;
@@ -576,44 +678,61 @@ fn conv_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, b: usize, cout:
         }
         return y;
     }
+    // the kernel rows first only where bands need them (a copy of the kernel per call)
+    let banded = is_banded(g);
+    let wt = if banded {
+        rows_first(wt, cout, g)
+    } else {
+        Cow::Borrowed(wt)
+    };
+    let blocks = row_blocks(g);
     let mut y: Vec<T> = Vec::with_capacity(n);
     let run = |(xs, ys): (&[T], &mut [MaybeUninit<T>])| {
         with_columns(|col| {
             for (xb, yb) in xs.chunks(g.cin * hw).zip(ys.chunks_mut(cout * hw)) {
                 if let Some(bias) = bias {
-                    // y[o, :] starts at b[o]; the product is added to it
+                    // y[o, :] starts at b[o]; the products are added to it
                     for (row, &bo) in yb.chunks_mut(hw).zip(bias) {
                         for value in row {
                             value.write(bo);
                         }
                     }
                 }
-                let rhs = columns(xb, g, col);
-                // SAFETY: yb is [cout, hw], wt is [cout, kk], rhs is [kk, hw], all row-major and
-                // of exactly these sizes (checked by the caller's shapes); with kk > 0 the
-                // product writes every value of yb, and reads it only when the bias wrote it.
-                unsafe {
-                    gemm(
-                        cout,
-                        hw,
-                        kk,
-                        yb.as_mut_ptr().cast::<T>(),
-                        1,
-                        hw as isize,
-                        bias.is_some(),
-                        wt.as_ptr(),
-                        1,
-                        kk as isize,
-                        rhs.as_ptr(),
-                        1,
-                        hw as isize,
-                        T::ONE,
-                        T::ONE,
-                        false,
-                        false,
-                        false,
-                        par,
-                    )
+                // One product per block of output rows, over the kernel rows it needs.
+                for (rows, taps) in &blocks {
+                    let pixels = rows.len() * g.w;
+                    let depth = taps.len() * g.rows_per_tap_row();
+                    let rhs = columns(xb, g, rows.clone(), taps.clone(), banded, col);
+                    let rhs_stride = if g.k == 1 { hw } else { pixels };
+                    // SAFETY: the destination is yb's columns rows.start W .. + pixels (row
+                    // stride hw; yb is [cout, hw]); the left factor is wt's columns of kernel
+                    // rows `taps`, [cout, depth] with row stride kk; rhs is [depth, pixels] with
+                    // row stride rhs_stride: all within their slices (the shapes were checked by
+                    // the caller). The blocks cover every output pixel once and depth >= 1, so
+                    // the products write every value of yb, reading it only where the bias wrote.
+                    unsafe {
+                        gemm(
+                            cout,
+                            pixels,
+                            depth,
+                            yb.as_mut_ptr().add(rows.start * g.w).cast::<T>(),
+                            1,
+                            hw as isize,
+                            bias.is_some(),
+                            wt.as_ptr().add(taps.start * g.rows_per_tap_row()),
+                            1,
+                            kk as isize,
+                            rhs.as_ptr(),
+                            1,
+                            rhs_stride as isize,
+                            T::ONE,
+                            T::ONE,
+                            false,
+                            false,
+                            false,
+                            par,
+                        )
+                    }
                 }
             }
         })
@@ -626,16 +745,42 @@ fn conv_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, b: usize, cout:
     y
 }
 
+/// Whether the convolution is cut into bands ([`row_blocks`]): then the kernel and the im2col
+/// rows are taken kernel row first.
+fn is_banded(g: Geometry) -> bool {
+    let blocks = row_blocks(g);
+    blocks.len() > 1 || blocks[0].1.len() < g.k
+}
+
+/// The weight gradient's blocks: kernel rows with the output rows they see inside the image.
+/// One block of every kernel row over the whole image, unless the convolution's forward pass
+/// skips products ([`row_blocks`]): then one block per kernel row, each over only the output
+/// rows it sees inside the image (the others would add products with zeros).
+fn weight_blocks(g: Geometry) -> Vec<(Range<usize>, Range<usize>)> {
+    if !is_banded(g) {
+        return vec![(0..g.h, 0..g.k)];
+    }
+    (0..g.k)
+        .map(|u| (g.tap_rows(u), u..u + 1))
+        .filter(|(rows, _)| !rows.is_empty())
+        .collect()
+}
+
 /// `dW = sum_b dy[b] col(x[b])^T`, as `[C_out, C_in, k, k]`.
 ///
-/// Computed as its transpose `dW^T [C_in k k, C_out] = sum_b col(x[b]) dy[b]^T` and transposed
-/// once at the end: the `gemm` crate runs this orientation about a third faster on these shapes.
+/// Computed as its transpose with the kernel rows first, `dW^T[(u, i, v), o] = sum_b
+/// col(x[b]) dy[b]^T`, block by block ([`weight_blocks`]; a kernel row's block runs over only
+/// the output rows that row sees inside the image, the other pixels would add products with
+/// zero), and put in `W`'s order once at the end: the `gemm` crate runs this orientation about a
+/// third faster on these shapes.
 fn conv_weight_grad_cpu<T: Float>(x: &[T], dy: &[T], b: usize, cout: usize, g: Geometry) -> Vec<T> {
-    let (kk, hw) = (g.rows(), g.pixels());
+    let (kk, hw, per_u) = (g.rows(), g.pixels(), g.rows_per_tap_row());
     let (per_chunk, par) = plan(b);
-    if per_chunk == 0 {
+    if per_chunk == 0 || hw == 0 {
         return vec![T::default(); cout * kk];
     }
+    let blocks = weight_blocks(g);
+    let banded = is_banded(g);
     // One partial sum per chunk of images, added in chunk order (deterministic for a fixed
     // thread count).
     let partials: Vec<Vec<T>> = x
@@ -644,33 +789,40 @@ fn conv_weight_grad_cpu<T: Float>(x: &[T], dy: &[T], b: usize, cout: usize, g: G
         .map(|(xs, dys)| {
             let mut dwt = vec![T::default(); kk * cout];
             with_columns(|col| {
-                for (n, (xb, dyb)) in xs.chunks(g.cin * hw).zip(dys.chunks(cout * hw)).enumerate() {
-                    let cols = columns(xb, g, col);
-                    // dwt[r, o] (+)= sum_j cols[r, j] dyb[o, j]: the right factor is dyb^T, read
-                    // with column stride hw and row stride 1.
-                    // SAFETY: dwt is [kk, cout], cols is [kk, hw], dyb is [cout, hw].
-                    unsafe {
-                        gemm(
-                            kk,
-                            cout,
-                            hw,
-                            dwt.as_mut_ptr(),
-                            1,
-                            cout as isize,
-                            n > 0,
-                            cols.as_ptr(),
-                            1,
-                            hw as isize,
-                            dyb.as_ptr(),
-                            hw as isize,
-                            1,
-                            T::ONE,
-                            T::ONE,
-                            false,
-                            false,
-                            false,
-                            par,
-                        )
+                for (rows, taps) in &blocks {
+                    let pixels = rows.len() * g.w;
+                    for (xb, dyb) in xs.chunks(g.cin * hw).zip(dys.chunks(cout * hw)) {
+                        let cols = columns(xb, g, rows.clone(), taps.clone(), banded, col);
+                        let cols_stride = if g.k == 1 { hw } else { pixels };
+                        // dwt[(u, i, v), o] += sum_j cols[(u, i, v), j] dyb[o, rows.start W + j]
+                        // for u in taps: the right factor is dyb's block, transposed (column
+                        // stride hw).
+                        // SAFETY: dwt is [kk, cout] and its rows taps.start per_u .. + depth are
+                        // the block's; cols is [depth, pixels] with row stride cols_stride; dyb
+                        // is [cout, hw] and the block's pixels are within it.
+                        unsafe {
+                            gemm(
+                                taps.len() * per_u,
+                                cout,
+                                pixels,
+                                dwt.as_mut_ptr().add(taps.start * per_u * cout),
+                                1,
+                                cout as isize,
+                                true,
+                                cols.as_ptr(),
+                                1,
+                                cols_stride as isize,
+                                dyb.as_ptr().add(rows.start * g.w),
+                                hw as isize,
+                                1,
+                                T::ONE,
+                                T::ONE,
+                                false,
+                                false,
+                                false,
+                                par,
+                            )
+                        }
                     }
                 }
             });
@@ -684,11 +836,22 @@ fn conv_weight_grad_cpu<T: Float>(x: &[T], dy: &[T], b: usize, cout: usize, g: G
             *t += p;
         }
     }
-    // dW[o, r] = dW^T[r, o]
+    // dW[o, i, u, v] = dW^T[(u, i, v), o] (banded) or dW^T[(i, u, v), o]
+    let (cin, k) = (g.cin, g.k);
     let mut dw = vec![T::default(); cout * kk];
-    for (r, row) in total.chunks(cout).enumerate() {
-        for (o, &v) in row.iter().enumerate() {
-            dw[o * kk + r] = v;
+    for u in 0..k {
+        for i in 0..cin {
+            for v in 0..k {
+                let r = if banded {
+                    (u * cin + i) * k + v
+                } else {
+                    (i * k + u) * k + v
+                };
+                let row = &total[r * cout..][..cout];
+                for (o, &value) in row.iter().enumerate() {
+                    dw[((o * cin + i) * k + u) * k + v] = value;
+                }
+            }
         }
     }
     dw
@@ -712,10 +875,15 @@ mod tests {
             d: 1,
         };
         let mut col = vec![0.0; 9 * 9];
-        im2col(&x, g, &mut col);
+        im2col(&x, g, 0..3, 0..3, true, &mut col);
         assert_eq!(&col[..9], &[0., 0., 0., 0., 1., 2., 0., 4., 5.]);
         assert_eq!(&col[4 * 9..5 * 9], &x[..]); // centre tap: the image itself
         assert_eq!(&col[8 * 9..], &[5., 6., 0., 8., 9., 0., 0., 0., 0.]);
+        // the last output row alone, kernel rows 1 and 2 (rows (u, v) = (1, 0) .. (2, 2))
+        let mut block = vec![0.0; 6 * 3];
+        im2col(&x, g, 2..3, 1..3, true, &mut block);
+        assert_eq!(&block[..3], &[0., 7., 8.]);
+        assert_eq!(&block[3 * 3..], &[0.; 9]);
     }
 
     #[test]
@@ -731,42 +899,95 @@ mod tests {
         };
         let x: Vec<f64> = (0..2 * 5 * 4).map(|i| i as f64 * 0.5 - 3.0).collect();
         let mut fresh = vec![0.0; g.rows() * g.pixels()];
-        im2col(&x, g, &mut fresh);
+        im2col(&x, g, 0..5, 0..3, true, &mut fresh);
         let mut stale = vec![f64::NAN; 3 * g.rows() * g.pixels()];
-        assert_eq!(columns(&x, g, &mut stale), &fresh[..]);
+        assert_eq!(columns(&x, g, 0..5, 0..3, true, &mut stale), &fresh[..]);
     }
 
     #[test]
-    fn im2col_equals_its_definition_for_every_shift() {
+    fn im2col_equals_its_definition_for_every_shift_block_and_kernel_rows() {
         // Every kernel tap's shift, including shifts as wide as the image (dilation 4 on 3
-        // columns) and non-square images: the copy-then-zero form against the definition.
+        // columns) and non-square images, for every block of output rows and every range of
+        // kernel rows: the copy-then-zero form against the definition.
         for (cin, h, w, k, d) in [
             (2, 5, 7, 3, 1),
             (1, 4, 3, 3, 2),
             (3, 3, 3, 3, 4),
             (2, 6, 5, 5, 1),
             (1, 1, 4, 3, 1),
+            (2, 7, 7, 3, 4),
         ] {
             let g = Geometry { cin, h, w, k, d };
             let x: Vec<f64> = (0..cin * h * w).map(|i| i as f64 + 1.0).collect();
-            let mut col = vec![-1.0; g.rows() * g.pixels()];
-            im2col(&x, g, &mut col);
             let p = (d * (k - 1) / 2) as isize;
-            for i in 0..cin {
-                for (u, v) in (0..k).flat_map(|u| (0..k).map(move |v| (u, v))) {
-                    for (a, b) in (0..h).flat_map(|a| (0..w).map(move |b| (a, b))) {
-                        let (r, c) = (a as isize + (d * u) as isize - p, b as isize + (d * v) as isize - p);
-                        let inside = (0..h as isize).contains(&r) && (0..w as isize).contains(&c);
-                        let want = if inside {
-                            x[i * h * w + r as usize * w + c as usize]
-                        } else {
-                            0.0
-                        };
-                        let got = col[((i * k + u) * k + v) * h * w + a * w + b];
-                        assert_eq!(got, want, "{g:?} channel {i} tap ({u}, {v}) pixel ({a}, {b})");
+            for (r0, r1) in (0..h).flat_map(|r0| (r0 + 1..=h).map(move |r1| (r0, r1))) {
+                for (t0, t1) in (0..k).flat_map(|t0| (t0 + 1..=k).map(move |t1| (t0, t1))) {
+                    let n = (r1 - r0) * w;
+                    let mut col = vec![-1.0; (t1 - t0) * cin * k * n];
+                    im2col(&x, g, r0..r1, t0..t1, true, &mut col);
+                    for (u, i, v) in (t0..t1).flat_map(|u| (0..cin).flat_map(move |i| (0..k).map(move |v| (u, i, v)))) {
+                        for (a, b) in (r0..r1).flat_map(|a| (0..w).map(move |b| (a, b))) {
+                            let (r, c) = (a as isize + (d * u) as isize - p, b as isize + (d * v) as isize - p);
+                            let inside = (0..h as isize).contains(&r) && (0..w as isize).contains(&c);
+                            let want = if inside {
+                                x[i * h * w + r as usize * w + c as usize]
+                            } else {
+                                0.0
+                            };
+                            let got = col[(((u - t0) * cin + i) * k + v) * n + (a - r0) * w + b];
+                            assert_eq!(
+                                got, want,
+                                "{g:?} rows {r0}..{r1} channel {i} tap ({u}, {v}) pixel ({a}, {b})"
+                            );
+                        }
                     }
                 }
             }
+            // The whole matrix in the weight's own order, (i, u, v): the same rows, permuted.
+            let n = h * w;
+            let (mut mine, mut ours) = (vec![-1.0; k * cin * k * n], vec![-1.0; k * cin * k * n]);
+            im2col(&x, g, 0..h, 0..k, true, &mut mine);
+            im2col(&x, g, 0..h, 0..k, false, &mut ours);
+            for (u, i, v) in (0..k).flat_map(|u| (0..cin).flat_map(move |i| (0..k).map(move |v| (u, i, v)))) {
+                let (a, b) = (((u * cin + i) * k + v) * n, ((i * k + u) * k + v) * n);
+                assert_eq!(&mine[a..a + n], &ours[b..b + n], "{g:?} channel {i} tap ({u}, {v})");
+            }
+        }
+    }
+
+    #[test]
+    fn row_blocks_cover_every_row_once_with_the_kernel_rows_that_see_the_image() {
+        // The blocks tile 0..H in order. Each block's kernel rows include every kernel row whose
+        // input row is inside the image for one of its output rows (the others multiply zeros),
+        // and the bands are used exactly when they skip an eighth of the products.
+        for (h, k, d, banded) in [
+            (16, 3, 4, true),  // skips 8 of 48 row products
+            (16, 3, 2, false), // 4 of 48
+            (32, 3, 1, false), // 2 of 96
+            (7, 3, 4, true),   // 8 of 21
+            (7, 3, 2, true),   // 4 of 21
+            (14, 3, 2, false), // 4 of 42
+            (3, 3, 4, true),   // only the centre row sees the image
+            (9, 5, 2, true),   // 12 of 45
+            (1, 3, 1, true),   // 2 of 3
+            (5, 1, 1, false),  // 1x1: nothing to skip
+        ] {
+            let g = Geometry { cin: 4, h, w: h, k, d };
+            let blocks = row_blocks(g);
+            assert_eq!(blocks.len() > 1 || blocks[0].1.len() < k, banded, "{g:?}: {blocks:?}");
+            let mut next = 0;
+            for (rows, taps) in &blocks {
+                assert_eq!(rows.start, next, "{g:?}");
+                assert!(!rows.is_empty() && !taps.is_empty(), "{g:?}");
+                next = rows.end;
+                for u in 0..k {
+                    let seen = g.tap_rows(u);
+                    if rows.clone().any(|r| seen.contains(&r)) {
+                        assert!(taps.contains(&u), "{g:?} block {rows:?} needs kernel row {u}");
+                    }
+                }
+            }
+            assert_eq!(next, h, "{g:?}");
         }
     }
 
