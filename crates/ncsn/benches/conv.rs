@@ -48,6 +48,9 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // the allocator setting of `ncsn train` (workbench::alloc), so that a convolution is timed
+    // as a training step runs it, without fresh pages for each new tensor
+    workbench::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this without it: skip then.
     if !args.iter().any(|a| a == "--bench") {
