@@ -53,8 +53,12 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
 /// 25 to 256 pixels per channel (99 and 25 are no multiple of any SIMD width). Dilation 2 or 4
 /// on images of 3 to 16 rows (all but the dilation-1 cases) cuts the output into bands of rows
 /// that skip the padding (`row_blocks`), the last two cases with several images per thread.
+/// Kernels with few outputs against their inputs (2 to 15, at least 4 inputs each) multiply
+/// first and shift after (`same_conv::few_outputs`): the forward pass and the weight gradient of
+/// `17 -> 4`, `24 -> 3` and `15 -> 2`, the input gradient (whose kernel is `C_out -> C_in`) of
+/// `2 -> 13` and `3 -> 20`.
 type Case = (usize, usize, usize, usize, usize, usize, usize);
-const CASES: [Case; 14] = [
+const CASES: [Case; 17] = [
     (2, 40, 25, 9, 11, 3, 2),
     (1, 30, 12, 16, 16, 3, 4),
     (3, 300, 14, 5, 5, 1, 1),
@@ -69,6 +73,9 @@ const CASES: [Case; 14] = [
     (3, 2, 13, 10, 7, 5, 2),
     (5, 5, 7, 12, 12, 3, 4),
     (3, 4, 6, 16, 13, 3, 4),
+    (2, 24, 3, 7, 10, 3, 4),
+    (2, 3, 20, 6, 5, 3, 1),
+    (1, 15, 2, 9, 9, 3, 1),
 ];
 
 /// The op's output and both gradients against candle's `conv2d` and candle's backward pass of

@@ -678,6 +678,9 @@ fn conv_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, b: usize, cout:
         }
         return y;
     }
+    if few_outputs(cout, g) {
+        return conv_forward_few_outputs(x, wt, bias, b, cout, g);
+    }
     // the kernel rows first only where bands need them (a copy of the kernel per call)
     let banded = is_banded(g);
     let wt = if banded {
@@ -745,6 +748,208 @@ fn conv_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, b: usize, cout:
     y
 }
 
+/// Whether a convolution has few output channels against its input channels (2 to 15 outputs, at
+/// least 4 inputs per output: the CIFAR-10 head, 128 -> 3, and the stem's input gradient): then
+/// the CPU passes shift the `C_out k^2` planes of the product or of the output's gradient
+/// ([`conv_forward_few_outputs`], [`conv_weight_grad_few_outputs`]) instead of the `C_in k^2` of
+/// the input. With as many inputs as outputs the short products over `C_in` cost more than the
+/// im2col they save (`configs/mnist-smoke.toml`, 8 channels: 20% slower steps). One output is
+/// a matrix-vector product, which the `gemm` crate already takes its own way.
+fn few_outputs(cout: usize, g: Geometry) -> bool {
+    g.k > 1 && (2..16).contains(&cout) && g.cin >= 4 * cout
+}
+
+/// [`conv_forward`] for a kernel with few output channels ([`few_outputs`]), multiplying first and
+/// shifting after. im2col would write `C_in k^2` rows of `H W`
+/// values to feed a product with only `C_out` rows (for the CIFAR-10 head, 128 -> 3: 1,152 rows
+/// for 3). Instead, per image, one product without im2col,
+///
+/// `P = W_r x[b]`, `W_r[(o, u, v), i] = W[o, i, u, v]` (`C_out k^2` rows of `H W` values),
+///
+/// then `y[o, h, w] = bias[o] + sum_{u, v} P[(o, u, v), h + d u - p, w + d v - p]`, the terms
+/// whose pixel is outside the image left out, added tap by tap (`u`, then `v`). The sums are the
+/// same as im2col's, in another order.
+fn conv_forward_few_outputs<T: Float>(
+    x: &[T],
+    wt: &[T],
+    bias: Option<&[T]>,
+    b: usize,
+    cout: usize,
+    g: Geometry,
+) -> Vec<T> {
+    let Geometry { cin, h, w, k, d } = g;
+    let (hw, taps, p) = (h * w, k * k, d * (k - 1) / 2);
+    let rows = cout * taps;
+    let mut wr = vec![T::default(); rows * cin]; // W_r, [C_out k k, C_in]
+    for o in 0..cout {
+        for i in 0..cin {
+            for t in 0..taps {
+                wr[(o * taps + t) * cin + i] = wt[(o * cin + i) * taps + t];
+            }
+        }
+    }
+    let (per_chunk, par) = plan(b);
+    let mut y = vec![T::default(); b * cout * hw];
+    let run = |(xs, ys): (&[T], &mut [T])| {
+        with_columns(|buf: &mut Vec<T>| {
+            if buf.len() < rows * hw {
+                buf.resize(rows * hw, T::default());
+            }
+            let products = &mut buf[..rows * hw];
+            for (xb, yb) in xs.chunks(cin * hw).zip(ys.chunks_mut(cout * hw)) {
+                // P^T = x_b^T W_r^T, `(H W) x C_in` times `C_in x (C_out k k)`: the long side as
+                // the product's rows, which the `gemm` crate reads in place.
+                // SAFETY: products is [rows, hw] (row stride hw), wr is [rows, cin] (row stride
+                // cin), xb is the image [cin, hw] (row stride hw): all within their slices.
+                unsafe {
+                    gemm(
+                        hw,
+                        rows,
+                        cin,
+                        products.as_mut_ptr(),
+                        hw as isize,
+                        1,
+                        false,
+                        xb.as_ptr(),
+                        hw as isize,
+                        1,
+                        wr.as_ptr(),
+                        cin as isize,
+                        1,
+                        T::ONE,
+                        T::ONE,
+                        false,
+                        false,
+                        false,
+                        par,
+                    )
+                }
+                for (o, yo) in yb.chunks_mut(hw).enumerate() {
+                    yo.fill(bias.map_or(T::default(), |bias| bias[o]));
+                    for u in 0..k {
+                        // output rows whose input row h + d u - p is inside the image
+                        let inside = g.tap_rows(u);
+                        for v in 0..k {
+                            let plane = &products[(o * taps + u * k + v) * hw..][..hw];
+                            // output columns whose input column c + d v - p is inside
+                            let (shift, w_) = ((d * v) as isize - p as isize, w as isize);
+                            let (c0, c1) = ((-shift).clamp(0, w_) as usize, (w_ - shift).clamp(0, w_) as usize);
+                            if c0 >= c1 {
+                                continue;
+                            }
+                            for row in inside.clone() {
+                                let source = row + d * u - p; // inside the image, by `tap_rows`
+                                let from = (source * w + c0) as isize + shift;
+                                let src = &plane[from as usize..][..c1 - c0];
+                                for (out, &value) in yo[row * w + c0..row * w + c1].iter_mut().zip(src) {
+                                    *out += value;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    };
+    x.par_chunks(per_chunk * cin * hw)
+        .zip(y.par_chunks_mut(per_chunk * cout * hw))
+        .for_each(run);
+    y
+}
+
+/// [`conv_weight_grad_cpu`] for a kernel with few output channels ([`few_outputs`]), shifting the output's
+/// gradient instead of the input (as [`conv_forward_few_outputs`] does for the forward pass):
+///
+/// `dW[o, i, u, v] = sum_b sum_q S_b[(o, u, v), q] x[b, i, q]`, with
+/// `S_b[(o, u, v), h, w] = dy[b, o, h - d u + p, w - d v + p]` (zero outside the image),
+///
+/// `C_out k^2` shifted planes of the gradient and one product per image, where im2col would shift
+/// all `C_in k^2` planes of the input. The sums are the same, in another order.
+fn conv_weight_grad_few_outputs<T: Float>(x: &[T], dy: &[T], b: usize, cout: usize, g: Geometry) -> Vec<T> {
+    let Geometry { cin, h, w, k, d } = g;
+    let (hw, taps, p) = (h * w, k * k, d * (k - 1) / 2);
+    let rows = cout * taps;
+    let (per_chunk, par) = plan(b);
+    let partials: Vec<Vec<T>> = x
+        .par_chunks(per_chunk * cin * hw)
+        .zip(dy.par_chunks(per_chunk * cout * hw))
+        .map(|(xs, dys)| {
+            let mut dwr = vec![T::default(); rows * cin]; // dW by rows (o, u, v), [rows, C_in]
+            with_columns(|buf: &mut Vec<T>| {
+                if buf.len() < rows * hw {
+                    buf.resize(rows * hw, T::default());
+                }
+                let shifted = &mut buf[..rows * hw];
+                for (xb, dyb) in xs.chunks(cin * hw).zip(dys.chunks(cout * hw)) {
+                    for o in 0..cout {
+                        let grad = &dyb[o * hw..][..hw];
+                        for u in 0..k {
+                            for v in 0..k {
+                                let plane = &mut shifted[(o * taps + u * k + v) * hw..][..hw];
+                                plane.fill(T::default());
+                                // output pixel (r, c) lands on input pixel (r + d u - p, c + d v - p)
+                                let (shift, w_) = ((d * v) as isize - p as isize, w as isize);
+                                let (c0, c1) = ((-shift).clamp(0, w_) as usize, (w_ - shift).clamp(0, w_) as usize);
+                                if c0 >= c1 {
+                                    continue;
+                                }
+                                for row in g.tap_rows(u) {
+                                    let to = (((row + d * u - p) * w + c0) as isize + shift) as usize;
+                                    plane[to..to + (c1 - c0)].copy_from_slice(&grad[row * w + c0..row * w + c1]);
+                                }
+                            }
+                        }
+                    }
+                    // dwr[(o, u, v), i] += sum_q shifted[(o, u, v), q] xb[i, q]: the right factor is
+                    // the image transposed (row stride 1, column stride hw).
+                    // SAFETY: dwr is [rows, cin]; shifted is [rows, hw]; xb is [cin, hw].
+                    unsafe {
+                        gemm(
+                            rows,
+                            cin,
+                            hw,
+                            dwr.as_mut_ptr(),
+                            1,
+                            cin as isize,
+                            true,
+                            shifted.as_ptr(),
+                            1,
+                            hw as isize,
+                            xb.as_ptr(),
+                            hw as isize,
+                            1,
+                            T::ONE,
+                            T::ONE,
+                            false,
+                            false,
+                            false,
+                            par,
+                        )
+                    }
+                }
+            });
+            dwr
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![T::default(); rows * cin]);
+    for part in parts {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    // dW[o, i, u, v] = dwr[(o, u, v), i]
+    let mut dw = vec![T::default(); cout * cin * taps];
+    for o in 0..cout {
+        for t in 0..taps {
+            for i in 0..cin {
+                dw[(o * cin + i) * taps + t] = total[(o * taps + t) * cin + i];
+            }
+        }
+    }
+    dw
+}
+
 /// Whether the convolution is cut into bands ([`row_blocks`]): then the kernel and the im2col
 /// rows are taken kernel row first.
 fn is_banded(g: Geometry) -> bool {
@@ -778,6 +983,9 @@ fn conv_weight_grad_cpu<T: Float>(x: &[T], dy: &[T], b: usize, cout: usize, g: G
     let (per_chunk, par) = plan(b);
     if per_chunk == 0 || hw == 0 {
         return vec![T::default(); cout * kk];
+    }
+    if few_outputs(cout, g) {
+        return conv_weight_grad_few_outputs(x, dy, b, cout, g);
     }
     let blocks = weight_blocks(g);
     let banded = is_banded(g);
