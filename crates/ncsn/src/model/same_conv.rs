@@ -35,6 +35,12 @@
 //! rows it sees (`weight_blocks`). For those convolutions the kernel and the im2col rows are
 //! ordered kernel row first, `(u, i, v)`, so that a range of kernel rows is a block of
 //! contiguous columns; the others keep the weight's own order `(i, u, v)`.
+//!
+//! A kernel with few outputs against its inputs (the head, 128 -> 3, and so the stem's input
+//! gradient) would need an im2col of every input channel for a product of a few rows. The CPU
+//! passes take it the other way round (`few_outputs`): the forward pass multiplies the image by
+//! the kernel first and adds the `C_out k^2` shifted rows of that product, and the weight gradient
+//! shifts the output's gradient instead of the input.
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
