@@ -502,6 +502,11 @@ impl Geometry {
     fn pixels(&self) -> usize {
         self.h * self.w
     }
+    /// The output columns that kernel column `v` sees inside the image: `w + d v - p` in
+    /// `[0, W)` (as [`Self::tap_rows`] for the rows).
+    fn tap_columns(&self, v: usize) -> Range<usize> {
+        Geometry { h: self.w, ..*self }.tap_rows(v)
+    }
     /// The output rows that kernel row `u` sees inside the image: `h + d u - p` in `[0, H)`.
     /// Never empty for the centre row (`d u = p`).
     fn tap_rows(&self, u: usize) -> Range<usize> {
@@ -838,16 +843,12 @@ fn conv_forward_few_outputs<T: Float>(
                         for v in 0..k {
                             let plane = &products[(o * taps + u * k + v) * hw..][..hw];
                             // output columns whose input column c + d v - p is inside
-                            let (shift, w_) = ((d * v) as isize - p as isize, w as isize);
-                            let (c0, c1) = ((-shift).clamp(0, w_) as usize, (w_ - shift).clamp(0, w_) as usize);
-                            if c0 >= c1 {
-                                continue;
-                            }
+                            let cols = g.tap_columns(v);
                             for row in inside.clone() {
-                                let source = row + d * u - p; // inside the image, by `tap_rows`
-                                let from = (source * w + c0) as isize + shift;
-                                let src = &plane[from as usize..][..c1 - c0];
-                                for (out, &value) in yo[row * w + c0..row * w + c1].iter_mut().zip(src) {
+                                // the input pixel of (row, cols.start), inside by `tap_rows`
+                                let from = (row + d * u - p) * w + cols.start + d * v - p;
+                                let src = &plane[from..][..cols.len()];
+                                for (out, &value) in yo[row * w + cols.start..row * w + cols.end].iter_mut().zip(src) {
                                     *out += value;
                                 }
                             }
@@ -894,14 +895,11 @@ fn conv_weight_grad_few_outputs<T: Float>(x: &[T], dy: &[T], b: usize, cout: usi
                                 let plane = &mut shifted[(o * taps + u * k + v) * hw..][..hw];
                                 plane.fill(T::default());
                                 // output pixel (r, c) lands on input pixel (r + d u - p, c + d v - p)
-                                let (shift, w_) = ((d * v) as isize - p as isize, w as isize);
-                                let (c0, c1) = ((-shift).clamp(0, w_) as usize, (w_ - shift).clamp(0, w_) as usize);
-                                if c0 >= c1 {
-                                    continue;
-                                }
+                                let cols = g.tap_columns(v);
                                 for row in g.tap_rows(u) {
-                                    let to = (((row + d * u - p) * w + c0) as isize + shift) as usize;
-                                    plane[to..to + (c1 - c0)].copy_from_slice(&grad[row * w + c0..row * w + c1]);
+                                    let to = (row + d * u - p) * w + cols.start + d * v - p;
+                                    plane[to..to + cols.len()]
+                                        .copy_from_slice(&grad[row * w + cols.start..row * w + cols.end]);
                                 }
                             }
                         }
@@ -937,13 +935,7 @@ fn conv_weight_grad_few_outputs<T: Float>(x: &[T], dy: &[T], b: usize, cout: usi
             dwr
         })
         .collect();
-    let mut parts = partials.into_iter();
-    let mut total = parts.next().unwrap_or_else(|| vec![T::default(); rows * cin]);
-    for part in parts {
-        for (t, p) in total.iter_mut().zip(part) {
-            *t += p;
-        }
-    }
+    let total = sum_in_order(partials, rows * cin);
     // dW[o, i, u, v] = dwr[(o, u, v), i]
     let mut dw = vec![T::default(); cout * cin * taps];
     for o in 0..cout {
@@ -954,6 +946,19 @@ fn conv_weight_grad_few_outputs<T: Float>(x: &[T], dy: &[T], b: usize, cout: usi
         }
     }
     dw
+}
+
+/// The elementwise sum of the threads' partial sums, added in their order (so the same bits for a
+/// fixed thread count); `n` zeros if there are none.
+fn sum_in_order<T: Float>(partials: Vec<Vec<T>>, n: usize) -> Vec<T> {
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![T::default(); n]);
+    for part in parts {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    total
 }
 
 /// Whether the convolution is cut into bands ([`row_blocks`]): then the kernel and the im2col
@@ -1043,13 +1048,7 @@ fn conv_weight_grad_cpu<T: Float>(x: &[T], dy: &[T], b: usize, cout: usize, g: G
             dwt
         })
         .collect();
-    let mut parts = partials.into_iter();
-    let mut total = parts.next().unwrap_or_else(|| vec![T::default(); kk * cout]);
-    for part in parts {
-        for (t, p) in total.iter_mut().zip(part) {
-            *t += p;
-        }
-    }
+    let total = sum_in_order(partials, kk * cout);
     // dW[o, i, u, v] = dW^T[(u, i, v), o] (banded) or dW^T[(i, u, v), o]: a transpose, taken
     // `OUTS` output channels at a time so that each read of `total` uses a whole cache line and
     // the writes go to `OUTS` contiguous streams
