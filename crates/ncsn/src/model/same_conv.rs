@@ -692,14 +692,14 @@ fn conv_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, b: usize, cout:
     if few_outputs(cout, g) {
         return conv_forward_few_outputs(x, wt, bias, b, cout, g);
     }
+    let blocks = row_blocks(g);
     // the kernel rows first only where bands need them (a copy of the kernel per call)
-    let banded = is_banded(g);
+    let banded = is_banded(&blocks, g);
     let wt = if banded {
         rows_first(wt, cout, g)
     } else {
         Cow::Borrowed(wt)
     };
-    let blocks = row_blocks(g);
     let mut y: Vec<T> = Vec::with_capacity(n);
     let run = |(xs, ys): (&[T], &mut [MaybeUninit<T>])| {
         with_columns(|col| {
@@ -808,8 +808,8 @@ fn conv_forward_few_outputs<T: Float>(
             }
             let products = &mut buf[..rows * hw];
             for (xb, yb) in xs.chunks(cin * hw).zip(ys.chunks_mut(cout * hw)) {
-                // P^T = x_b^T W_r^T, `(H W) x C_in` times `C_in x (C_out k k)`: the long side as
-                // the product's rows, which the `gemm` crate reads in place.
+                // P^T = x_b^T W_r^T, `(H W) x C_in` times `C_in x (C_out k k)` (P itself,
+                // `W_r x_b`, measured the same on the head's shape)
                 // SAFETY: products is [rows, hw] (row stride hw), wr is [rows, cin] (row stride
                 // cin), xb is the image [cin, hw] (row stride hw): all within their slices.
                 unsafe {
@@ -961,10 +961,9 @@ fn sum_in_order<T: Float>(partials: Vec<Vec<T>>, n: usize) -> Vec<T> {
     total
 }
 
-/// Whether the convolution is cut into bands ([`row_blocks`]): then the kernel and the im2col
+/// Whether the convolution's [`row_blocks`] cut it into bands: then the kernel and the im2col
 /// rows are taken kernel row first.
-fn is_banded(g: Geometry) -> bool {
-    let blocks = row_blocks(g);
+fn is_banded(blocks: &[(Range<usize>, Range<usize>)], g: Geometry) -> bool {
     blocks.len() > 1 || blocks[0].1.len() < g.k
 }
 
@@ -972,8 +971,8 @@ fn is_banded(g: Geometry) -> bool {
 /// One block of every kernel row over the whole image, unless the convolution's forward pass
 /// skips products ([`row_blocks`]): then one block per kernel row, each over only the output
 /// rows it sees inside the image (the others would add products with zeros).
-fn weight_blocks(g: Geometry) -> Vec<(Range<usize>, Range<usize>)> {
-    if !is_banded(g) {
+fn weight_blocks(g: Geometry, banded: bool) -> Vec<(Range<usize>, Range<usize>)> {
+    if !banded {
         return vec![(0..g.h, 0..g.k)];
     }
     (0..g.k)
@@ -998,8 +997,8 @@ fn conv_weight_grad_cpu<T: Float>(x: &[T], dy: &[T], b: usize, cout: usize, g: G
     if few_outputs(cout, g) {
         return conv_weight_grad_few_outputs(x, dy, b, cout, g);
     }
-    let blocks = weight_blocks(g);
-    let banded = is_banded(g);
+    let banded = is_banded(&row_blocks(g), g);
+    let blocks = weight_blocks(g, banded);
     // One partial sum per chunk of images, added in chunk order (deterministic for a fixed
     // thread count).
     let partials: Vec<Vec<T>> = x
