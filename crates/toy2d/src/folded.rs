@@ -6,11 +6,12 @@
 //! input scale and `1 / sigma_i` into the weights). Through candle each layer is three passes
 //! over an `(N, H)` tensor, each allocated (and zeroed) anew: for the 4,000 particles of an
 //! `ncsn2d` draw that is 4 MB per pass, more than a core's L2 cache, so every pass goes to memory.
-//! Here the particles go through in blocks of [`BLOCK`] rows: each layer is one `gemm` call (the
-//! call candle's CPU matmul makes) into a buffer reused by every block, and the bias and the
-//! softplus are one pass over it while it is still in cache. The results equal candle's to the
-//! rounding of the sums (the crate orders them by the size of the product; tested).
-use crate::softplus::bias_softplus_in_place;
+//! Here the particles go through in blocks of [`BLOCK`] rows into buffers reused by every block:
+//! the first layer (two inputs, two multiply-adds per unit) and its softplus are one pass; the
+//! hidden layer is one `gemm` call (the call candle's CPU matmul makes); its bias, its softplus
+//! and the two output units' sums are one pass over each row while it is in L1. The results
+//! equal candle's to the rounding of the sums (tested against the `f64` network).
+use crate::softplus::softplus_of;
 
 /// Rows per block: two `(BLOCK, H)` activations of `H = 256` are 256 KB, well inside L2.
 pub const BLOCK: usize = 128;
@@ -37,6 +38,9 @@ impl Affine {
 #[derive(Debug, Clone)]
 pub struct FoldedMlp {
     pub(crate) layers: [Affine; 3],
+    /// The output layer's `W`, `(2, H)` row-major: each output unit's weights side by side, the
+    /// order its sums read them.
+    out_rows: Vec<f32>,
 }
 
 impl FoldedMlp {
@@ -55,11 +59,16 @@ impl FoldedMlp {
                 );
             }
         }
-        Ok(Self { layers })
+        let w3 = &layers[2].weight_t; // (H, 2)
+        let out_rows = (0..2).flat_map(|c| (0..h).map(move |j| w3[2 * j + c])).collect();
+        Ok(Self { layers, out_rows })
     }
 
     /// The scores of the points `x` (`n` rows of 2, row-major) into `out` (the same shape).
     ///
+    /// Per block: the first layer and its softplus in one pass (two inputs: two multiply-adds
+    /// per unit, no product worth a `gemm` call), the hidden layer as one `gemm` call, and its
+    /// bias, its softplus and the two output units' sums row by row while the row is in L1.
     /// Every block is a full [`BLOCK`] rows (the last one padded with zeros): the `gemm` crate
     /// splits the sum over the hidden units differently for different numbers of rows, so this
     /// makes a point's score the same bits whatever the number of points and its place among them.
@@ -76,7 +85,8 @@ impl FoldedMlp {
         );
         let h = self.layers[0].bias.len();
         let (mut h1, mut h2) = (vec![0f32; BLOCK * h], vec![0f32; BLOCK * h]);
-        let (mut padded, mut s) = (vec![0f32; 2 * BLOCK], vec![0f32; 2 * BLOCK]);
+        let mut padded = vec![0f32; 2 * BLOCK];
+        let isa = Isa::detect();
         for (xb, ob) in x.chunks(2 * BLOCK).zip(out.chunks_mut(2 * BLOCK)) {
             let xb = if xb.len() == 2 * BLOCK {
                 xb
@@ -85,17 +95,141 @@ impl FoldedMlp {
                 padded[xb.len()..].fill(0.0);
                 &padded
             };
-            affine(&self.layers[0], xb, &mut h1);
-            bias_softplus_in_place(&mut h1, &self.layers[0].bias); // softplus(W1 x + b1)
-            affine(&self.layers[1], &h1, &mut h2);
-            bias_softplus_in_place(&mut h2, &self.layers[1].bias); // softplus(W2 h1 + b2)
-            affine(&self.layers[2], &h2, &mut s);
-            let b3 = &self.layers[2].bias;
-            for (o, s) in ob.chunks_exact_mut(2).zip(s.chunks_exact(2)) {
-                o[0] = s[0] + b3[0]; // W3 h2 + b3
-                o[1] = s[1] + b3[1];
+            isa.first_layer(&self.layers[0], xb, &mut h1); // h1 = softplus(W1 x + b1)
+            affine(&self.layers[1], &h1, &mut h2); // W2 h1
+            isa.output_layer(&mut h2, &self.layers[1].bias, &self.out_rows, &self.layers[2].bias, ob);
+        }
+    }
+}
+
+/// `h[n, j] = softplus(x[n, 0] W[j, 0] + x[n, 1] W[j, 1] + b[j])`: a layer of two inputs and its
+/// activation in one pass over the units of each row.
+#[inline(always)]
+fn first_layer(layer: &Affine, x: &[f32], h: &mut [f32]) {
+    let (w0, w1) = layer.weight_t.split_at(layer.bias.len()); // the rows of W^T: input 0, input 1
+    for (p, row) in x.chunks_exact(2).zip(h.chunks_exact_mut(layer.bias.len())) {
+        for (((v, &a), &c), &b) in row.iter_mut().zip(w0).zip(w1).zip(&layer.bias) {
+            *v = softplus_of(p[1].mul_add(c, p[0] * a) + b);
+        }
+    }
+}
+
+/// `out[n] = W3 softplus(a[n] + b2) + b3` for the rows `a[n]` of the hidden layer's products
+/// (`w3` is `W3` as two rows): for each row, its bias and softplus in place, then the two output
+/// units' sums while the row is in L1. Only the rows of `out` are computed.
+#[inline(always)]
+fn output_layer(a: &mut [f32], b2: &[f32], w3: &[f32], b3: &[f32], out: &mut [f32]) {
+    let (w_x, w_y) = w3.split_at(b2.len());
+    for (row, o) in a.chunks_exact_mut(b2.len()).zip(out.chunks_exact_mut(2)) {
+        for (v, b) in row.iter_mut().zip(b2) {
+            *v = softplus_of(*v + b);
+        }
+        o[0] = dot(row, w_x) + b3[0];
+        o[1] = dot(row, w_y) + b3[1];
+    }
+}
+
+/// Lanes of [`dot`]'s partial sums: one AVX-512 register, two AVX2 ones.
+const LANES: usize = 16;
+
+/// `sum_j a[j] b[j]` in a fixed order that does not depend on the CPU's SIMD width: partial sum
+/// `l` collects the terms `j = l (mod LANES)` with fused multiply-adds, then the partial sums are
+/// added pairwise, halving the count each time.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    for (ac, bc) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] = ac[l].mul_add(bc[l], acc[l]);
+        }
+    }
+    let whole = a.len() / LANES * LANES;
+    for (l, (x, y)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
+        acc[l] = x.mul_add(*y, acc[l]);
+    }
+    let mut n = LANES;
+    while n > 1 {
+        n /= 2;
+        for l in 0..n {
+            acc[l] += acc[l + n];
+        }
+    }
+    acc[0]
+}
+
+/// The SIMD instructions the block kernels are compiled for, found once per call. The kernels are
+/// `#[inline(always)]` functions, compiled again inside a function with each set of target
+/// features (a closure around them may be compiled without, and then every `mul_add` is a
+/// library call): more lanes at once, the same operations in the same order, the same bits.
+#[derive(Clone, Copy)]
+enum Isa {
+    Plain,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("fma") {
+            if std::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
             }
         }
+        Isa::Plain
+    }
+
+    fn first_layer(self, layer: &Affine, x: &[f32], h: &mut [f32]) {
+        match self {
+            Isa::Plain => first_layer(layer, x, h),
+            // SAFETY (both): `detect` found the instructions on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::first_layer_avx2(layer, x, h) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::first_layer_avx512(layer, x, h) },
+        }
+    }
+
+    fn output_layer(self, a: &mut [f32], b2: &[f32], w3: &[f32], b3: &[f32], out: &mut [f32]) {
+        match self {
+            Isa::Plain => output_layer(a, b2, w3, b3, out),
+            // SAFETY (both): `detect` found the instructions on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::output_layer_avx2(a, b2, w3, b3, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::output_layer_avx512(a, b2, w3, b3, out) },
+        }
+    }
+}
+
+/// The kernels compiled with AVX-512 or AVX2, and FMA ([`Isa`]).
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Affine;
+
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) fn first_layer_avx512(layer: &Affine, x: &[f32], h: &mut [f32]) {
+        super::first_layer(layer, x, h)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn first_layer_avx2(layer: &Affine, x: &[f32], h: &mut [f32]) {
+        super::first_layer(layer, x, h)
+    }
+
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) fn output_layer_avx512(a: &mut [f32], b2: &[f32], w3: &[f32], b3: &[f32], out: &mut [f32]) {
+        super::output_layer(a, b2, w3, b3, out)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn output_layer_avx2(a: &mut [f32], b2: &[f32], w3: &[f32], b3: &[f32], out: &mut [f32]) {
+        super::output_layer(a, b2, w3, b3, out)
     }
 }
 

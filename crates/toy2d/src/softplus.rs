@@ -34,7 +34,7 @@ pub fn softplus_composite(a: &Tensor) -> Result<Tensor> {
 /// `softplus(a) = max(a, 0) + ln(1 + e)`, `e = exp(-|a|)`: the one formula of every softplus
 /// loop here (inlined into each, so that the loop vectorises).
 #[inline(always)]
-fn softplus_of(a: f32) -> f32 {
+pub(crate) fn softplus_of(a: f32) -> f32 {
     let e = exp_nonpositive(-a.abs());
     a.max(0.0) + ln_1_to_2(1.0 + e)
 }
