@@ -42,10 +42,14 @@ impl CustomOp1 for Elu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         fn run<T: num_like::Float>(x: &[T]) -> Vec<T> {
-            let mut y = vec![T::default(); x.len()];
-            y.par_chunks_mut(CHUNK)
+            // written once, not zeroed first: a third less memory traffic
+            let mut y = Vec::with_capacity(x.len());
+            y.spare_capacity_mut()[..x.len()]
+                .par_chunks_mut(CHUNK)
                 .zip(x.par_chunks(CHUNK))
                 .for_each(|(y, x)| T::elu_chunk(x, y));
+            // SAFETY: the chunks cover all x.len() values and elu_chunk writes every one.
+            unsafe { y.set_len(x.len()) };
             y
         }
         let out = match s {
@@ -69,18 +73,30 @@ impl CustomOp2 for EluGrad {
 
     fn cpu_fwd(&self, sx: &CpuStorage, lx: &Layout, sy: &CpuStorage, ly: &Layout) -> Result<(CpuStorage, Shape)> {
         fn run<T: num_like::Float>(x: &[T], y: &[T], dy: &[T]) -> Vec<T> {
-            let mut dx = vec![T::default(); x.len()];
-            dx.par_chunks_mut(CHUNK)
+            let mut dx = Vec::with_capacity(x.len());
+            dx.spare_capacity_mut()[..x.len()]
+                .par_chunks_mut(CHUNK)
                 .zip(x.par_chunks(CHUNK))
                 .zip(y.par_chunks(CHUNK))
                 .zip(dy.par_chunks(CHUNK))
                 .for_each(|(((dx, x), y), dy)| {
                     for (((dx, &x), &y), &g) in dx.iter_mut().zip(x).zip(y).zip(dy) {
                         // d ELU/dx = 1 for x > 0, exp(x) = y + 1 otherwise
-                        *dx = if x > T::default() { g } else { g * (y + T::one()) };
+                        dx.write(if x > T::default() { g } else { g * (y + T::one()) });
                     }
                 });
+            // SAFETY: the chunks cover all x.len() values (x, y and dy have one shape) and the
+            // loop writes every one.
+            unsafe { dx.set_len(x.len()) };
             dx
+        }
+        if lx.shape() != ly.shape() || lx.shape() != self.0.shape() {
+            candle_core::bail!(
+                "elu-grad: input {:?}, output {:?} and gradient {:?} differ in shape",
+                lx.shape(),
+                ly.shape(),
+                self.0.shape()
+            )
         }
         let (dy_storage, dy_layout) = self.0.storage_and_layout();
         let candle_core::Storage::Cpu(sdy) = &*dy_storage else {
@@ -108,11 +124,11 @@ mod num_like {
         fn exp_minus_one(self) -> Self;
         fn one() -> Self;
 
-        /// `y = ELU(x)` over a chunk.
+        /// `y = ELU(x)` over a chunk (every value of `y` written).
         #[inline(always)]
-        fn elu_chunk(x: &[Self], y: &mut [Self]) {
+        fn elu_chunk(x: &[Self], y: &mut [std::mem::MaybeUninit<Self>]) {
             for (y, &x) in y.iter_mut().zip(x) {
-                *y = if x > Self::default() { x } else { x.exp_minus_one() };
+                y.write(if x > Self::default() { x } else { x.exp_minus_one() });
             }
         }
     }
@@ -128,10 +144,10 @@ mod num_like {
 
         /// The plain loop, compiled for the widest SIMD the CPU has (the same bits on any:
         /// `fastmath`'s fused multiply-adds round once whatever the width).
-        fn elu_chunk(x: &[f32], y: &mut [f32]) {
+        fn elu_chunk(x: &[f32], y: &mut [std::mem::MaybeUninit<f32>]) {
             workbench::fastmath::simd(|| {
                 for (y, &x) in y.iter_mut().zip(x) {
-                    *y = if x > 0.0 { x } else { x.exp_minus_one() };
+                    y.write(if x > 0.0 { x } else { x.exp_minus_one() });
                 }
             })
         }

@@ -66,30 +66,32 @@ impl CustomOp1 for BoxPool5 {
             T: Copy + Default + Send + Sync + std::ops::Add<Output = T> + std::ops::Mul<Output = T>,
         {
             let mut y = vec![T::default(); x.len()];
-            y.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
-                // rows[r, c] = sum_{|v| <= 2} x[r, c + v]
-                let mut rows = vec![T::default(); h * w];
-                for r in 0..h {
-                    for c in 0..w {
-                        let mut s = T::default();
-                        for cc in c.saturating_sub(2)..(c + 3).min(w) {
-                            s = s + x[r * w + cc];
-                        }
-                        rows[r * w + c] = s;
+            if x.is_empty() {
+                return y;
+            }
+            y.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).for_each_init(
+                || vec![T::default(); h * w],
+                |rows, (y, x)| {
+                    // rows[r, c] = sum_{|v| <= 2} x[r, c + v]
+                    for (x, rows) in x.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+                        box_sum(rows, x);
                     }
-                }
-                // y[r, c] = (1/25) sum_{|u| <= 2} rows[r + u, c], summed in the same order as
-                // the shifted-view form (offsets -2..=2).
-                for r in 0..h {
-                    for c in 0..w {
-                        let mut s = T::default();
-                        for rr in r.saturating_sub(2)..(r + 3).min(h) {
-                            s = s + rows[rr * w + c];
+                    // y[r, c] = (1/25) sum_{|u| <= 2} rows[r + u, c], a whole row at a time
+                    for r in 0..h {
+                        let y = &mut y[r * w..(r + 1) * w];
+                        let window = r.saturating_sub(2)..(r + 3).min(h);
+                        y.fill(T::default());
+                        for rr in window {
+                            for (y, &v) in y.iter_mut().zip(&rows[rr * w..(rr + 1) * w]) {
+                                *y = *y + v;
+                            }
                         }
-                        y[r * w + c] = s * scale;
+                        for y in y.iter_mut() {
+                            *y = *y * scale;
+                        }
                     }
-                }
-            });
+                },
+            );
             y
         }
         let (_, _, h, w) = l.shape().dims4()?;
@@ -110,10 +112,96 @@ impl CustomOp1 for BoxPool5 {
     }
 }
 
+/// `out[c] = sum_{|v| <= 2, 0 <= c + v < w} x[c + v]` along a row, each sum from zero and in
+/// the order of `v` (the shifted-view form's order: the same bits). The interior `2 <= c < w - 2`,
+/// whose five terms are all inside the row, is one loop over windows that the compiler vectorises.
+fn box_sum<T: Copy + Default + std::ops::Add<Output = T>>(out: &mut [T], x: &[T]) {
+    let w = x.len();
+    let sum = |c: usize| {
+        let mut s = T::default();
+        for &v in &x[c.saturating_sub(2)..(c + 3).min(w)] {
+            s = s + v;
+        }
+        s
+    };
+    if w < 5 {
+        for (c, out) in out.iter_mut().enumerate() {
+            *out = sum(c);
+        }
+        return;
+    }
+    for c in [0, 1, w - 2, w - 1] {
+        out[c] = sum(c);
+    }
+    for (out, v) in out[2..w - 2].iter_mut().zip(x.windows(5)) {
+        *out = T::default() + v[0] + v[1] + v[2] + v[3] + v[4];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    /// The box mean as first written: every output's five-by-five sum with bounds, row sums
+    /// then column sums, each from zero in the order of the offsets.
+    fn reference(x: &[f32], h: usize, w: usize) -> Vec<f32> {
+        let mut y = vec![0f32; x.len()];
+        for (y, x) in y.chunks_mut(h * w).zip(x.chunks(h * w)) {
+            let mut rows = vec![0f32; h * w];
+            for r in 0..h {
+                for c in 0..w {
+                    let mut s = 0f32;
+                    for cc in c.saturating_sub(2)..(c + 3).min(w) {
+                        s += x[r * w + cc];
+                    }
+                    rows[r * w + c] = s;
+                }
+            }
+            for r in 0..h {
+                for c in 0..w {
+                    let mut s = 0f32;
+                    for rr in r.saturating_sub(2)..(r + 3).min(h) {
+                        s += rows[rr * w + c];
+                    }
+                    y[r * w + c] = s * (1.0 / 25.0);
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn the_vectorised_op_is_the_scalar_loops_bit_for_bit() {
+        // Rows and columns shorter than the window, as long as it, and the model's 14 and 28;
+        // values of mixed sign and scale, and negative zeros (0 + -0 = +0 must stay).
+        for (b, c, h, w) in [
+            (1, 2, 28, 28),
+            (2, 3, 14, 14),
+            (1, 1, 4, 3),
+            (1, 1, 5, 5),
+            (1, 2, 1, 7),
+            (1, 1, 7, 1),
+        ] {
+            let n = b * c * h * w;
+            let v: Vec<f32> = (0..n)
+                .map(|i| match i % 11 {
+                    3 => -0.0,
+                    k => ((i * 7919 % 1009) as f32 - 504.0) * 10f32.powi(k as i32 % 5 - 2),
+                })
+                .collect();
+            let x = Tensor::from_vec(v.clone(), (b, c, h, w), &Device::Cpu).unwrap();
+            let ours = avg_pool5_same(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let expected = reference(&v, h, w);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ours), bits(&expected), "{b}x{c}x{h}x{w}");
+        }
+    }
 
     #[test]
     fn the_cpu_op_equals_the_shifted_view_form_and_its_gradient() {
