@@ -43,6 +43,8 @@ def rust_convs(args, only=None, reps=None):
            "--batch", str(args.batch), "--reps", str(reps or args.reps)]
     if only:
         cmd += ["--only", only]
+    if args.mnist:
+        cmd += ["--mnist"]
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=rust_env(args)).stdout
     return {r["name"]: r for r in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
 
@@ -269,6 +271,7 @@ def main():
     p.add_argument("--channels", type=int, default=3, help="model/forward: image channels (MNIST: 1)")
     p.add_argument("--image-size", type=int, default=32, help="model/forward: image height = width (MNIST: 28)")
     p.add_argument("--json", help="write every measurement to this file")
+    p.add_argument("--mnist", action="store_true", help="convs: the MNIST recipe's shapes (use --batch 64)")
     p.add_argument("--kind", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.what == "_child":

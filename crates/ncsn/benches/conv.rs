@@ -4,11 +4,14 @@
 //!
 //! Flags after `--`: `--batch N` (16), `--reps N` (timed repetitions, 5; the median is
 //! reported), `--candle` (also time candle's own `conv2d` and its backward, the path the model
-//! used before), `--only NAME` (one shape).
+//! used before), `--only NAME` (one shape), `--mnist` (the MNIST recipe's shapes instead; use
+//! `--batch 64`), `--ab` (the passes with and without the direct kernels of
+//! `same_conv/direct.rs`, one call of each in turn, `--reps` pairs: the medians and the median
+//! of the pairs' ratios, for the forward pass and for forward + backward).
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use ncsn::model::same_conv::{same_conv2d, same_conv2d_backward};
+use ncsn::model::same_conv::{same_conv2d, same_conv2d_backward, set_direct};
 use rand::{Rng, SeedableRng};
 
 /// A convolution of the CIFAR-10 model (ngf 128): name, C_in, C_out, H = W, kernel, dilation.
@@ -23,6 +26,17 @@ pub const SHAPES: [(&str, usize, usize, usize, usize, usize); 10] = [
     ("256->128 16x16 k3", 256, 128, 16, 3, 1),
     ("128->128 32x32 k1", 128, 128, 32, 1, 1),
     ("head 128->3 32x32 k3", 128, 3, 32, 3, 1),
+];
+
+/// The 3x3 convolutions of the MNIST recipe's network (ngf 16, 1x28x28; `--mnist`, batch 64).
+pub const MNIST_SHAPES: [(&str, usize, usize, usize, usize, usize); 7] = [
+    ("mnist 16->16 28x28 k3", 16, 16, 28, 3, 1),
+    ("mnist 16->32 28x28 k3", 16, 32, 28, 3, 1),
+    ("mnist 32->32 14x14 k3", 32, 32, 14, 3, 1),
+    ("mnist 32->32 14x14 k3 d2", 32, 32, 14, 3, 2),
+    ("mnist 32->32 14x14 k3 d4", 32, 32, 14, 3, 4),
+    ("mnist 32->16 28x28 k3", 32, 16, 28, 3, 1),
+    ("mnist 16->16 28x28 k1", 16, 16, 28, 1, 1),
 ];
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -61,6 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let only = flag(&args, "--only");
     let json = args.iter().any(|a| a == "--json");
     let candle = args.iter().any(|a| a == "--candle");
+    let ab = args.iter().any(|a| a == "--ab");
     let dev = Device::Cpu;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut rand = |shape: &[usize]| -> candle_core::Result<Tensor> {
@@ -78,7 +93,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         println!("{:<30} {:>9} {:>11}", "shape", "forward", "fwd+bwd");
     }
-    for (name, cin, cout, hw, k, d) in SHAPES {
+    let shapes: &[_] = if args.iter().any(|a| a == "--mnist") {
+        &MNIST_SHAPES
+    } else {
+        &SHAPES
+    };
+    for &(name, cin, cout, hw, k, d) in shapes {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
@@ -87,6 +107,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let dy = rand(&[batch, cout, hw, hw])?;
         // Forward; forward + backward given the output's gradient dy (what autograd runs, as
         // PyTorch's `y.backward(dy)`).
+        if ab {
+            // the direct passes against im2col + gemm, call by call in turn: the forward pass,
+            // and forward + backward
+            let both = || -> candle_core::Result<()> {
+                let _ = same_conv2d(&x, &w, None, d)?;
+                let _ = same_conv2d_backward(&x, &w, &dy, d)?;
+                Ok(())
+            };
+            let mut line = format!("{name:<30}");
+            for pass in ["fwd", "fwd+bwd"] {
+                let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..reps {
+                    let mut pair = [0.0; 2];
+                    for (slot, direct) in [(0, true), (1, false)] {
+                        set_direct(direct);
+                        let run = || {
+                            if pass == "fwd" {
+                                same_conv2d(&x, &w, None, d).map(|_| ())
+                            } else {
+                                both()
+                            }
+                        };
+                        run()?; // warm-up of this path
+                        pair[slot] = time(1, run)?;
+                    }
+                    on.push(pair[0]);
+                    off.push(pair[1]);
+                    ratios.push(pair[0] / pair[1]);
+                }
+                line += &format!(
+                    "  {pass} direct {:>7.2} im2col {:>7.2} ratio {:.3}",
+                    median(on),
+                    median(off),
+                    median(ratios)
+                );
+            }
+            set_direct(true);
+            println!("{line}");
+            continue;
+        }
         let fwd = time(reps, || same_conv2d(&x, &w, None, d).map(|_| ()))?;
         let both = time(reps, || {
             let y = same_conv2d(&x, &w, None, d)?;

@@ -56,9 +56,14 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
 /// Kernels with few outputs against their inputs (2 to 15, at least 4 inputs each) multiply
 /// first and shift after (`same_conv::few_outputs`): the forward pass and the weight gradient of
 /// `17 -> 4`, `24 -> 3` and `15 -> 2`, the input gradient (whose kernel is `C_out -> C_in`) of
-/// `2 -> 13` and `3 -> 20`.
+/// `2 -> 13` and `3 -> 20`. On a CPU with AVX-512, kernels of 16 or 32 outputs and at least 8
+/// inputs take the passes without im2col (`same_conv/direct.rs`; the input gradient when the
+/// inputs are 16 or 32): `16 -> 16` on 8x8, and the last five: dilation 4 on 16x16 (tiles that
+/// skip kernel rows and columns), a single image (blocks of outputs split across threads), a 5x5
+/// kernel on 5 rows, 40 inputs (blocks of 16 and a rest of 8; `K` = 360), and 13-pixel rows
+/// with dilation 2 and 20 inputs (tiles of 1 to 14 pixels, transposes with a rest).
 type Case = (usize, usize, usize, usize, usize, usize, usize);
-const CASES: [Case; 17] = [
+const CASES: [Case; 22] = [
     (2, 40, 25, 9, 11, 3, 2),
     (1, 30, 12, 16, 16, 3, 4),
     (3, 300, 14, 5, 5, 1, 1),
@@ -76,12 +81,19 @@ const CASES: [Case; 17] = [
     (2, 24, 3, 7, 10, 3, 4),
     (2, 3, 20, 6, 5, 3, 1),
     (1, 15, 2, 9, 9, 3, 1),
+    (2, 16, 16, 16, 16, 3, 4),
+    (1, 24, 32, 6, 30, 3, 2),
+    (3, 8, 16, 5, 16, 5, 1),
+    (2, 40, 32, 3, 16, 3, 1),
+    (3, 20, 16, 9, 13, 3, 2),
 ];
 
 /// The op's output and both gradients against candle's `conv2d` and candle's backward pass of
-/// it, in f32. Each output is a sum of C_in k^2 <= 360 products of values in [-1, 1]; with both
-/// sides rounding to f32 in a different order the relative error stays below ~1e-6 at these
-/// sizes: 1e-5 leaves room and still fails for any misplaced tap (an error of order one).
+/// it, in f32. Each output is a sum of C_in k^2 <= 360 products of values in [-1, 1] (each
+/// weight-gradient value of B H W <= 512); a sum of n such terms rounds by about sqrt(n) f32
+/// epsilons of its size, so with both sides rounding in a different order the relative error
+/// stays below ~1e-6 at these sizes: 1e-5 leaves room and still fails for any misplaced tap (an
+/// error of order one).
 #[test]
 fn f32_output_and_gradients_equal_candle_conv2d() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -243,4 +255,36 @@ fn shapes_and_types_that_do_not_fit_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("f32 and f64"), "{err}");
+}
+
+/// On a CPU with AVX-512, a kernel of 16 inputs and 32 outputs takes the direct passes (all three:
+/// the input gradient is a convolution of 32 inputs and 16 outputs; `same_conv/direct.rs`)
+/// and the same kernel with the switch off takes im2col: the two agree within the tolerance of
+/// the comparisons with candle above (1e-5), and differ in the last bits somewhere in each pass
+/// (their sums run in another order), which they would not if one path were taken both times.
+/// Four images, so that each thread sums at least two: over a single image the two weight
+/// gradients add the same products in the same order (pixel by pixel, the padding's zeros
+/// adding nothing) and agree bit for bit.
+#[test]
+fn narrow_kernels_take_the_direct_passes() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let case = (4, 16, 32, 12, 14, 3, 2);
+        let d = case.6;
+        let (x, wt, dy) = case_tensors(&mut rng, case, DType::F32);
+        let passes = |direct: bool| {
+            ncsn::model::same_conv::set_direct(direct);
+            let y = same_conv2d(&x, &wt, None, d).unwrap();
+            let (dx, dw) = same_conv2d_backward(&x, &wt, &dy, d).unwrap();
+            ncsn::model::same_conv::set_direct(true);
+            [y, dx, dw]
+        };
+        let (direct, im2col) = (passes(true), passes(false));
+        for (name, (a, b)) in ["output", "dx", "dw"].iter().zip(direct.iter().zip(&im2col)) {
+            assert!(rel_err(a, b) < 1e-5, "{name}");
+            let differ = a.ne(b).unwrap().sum_all().unwrap().to_scalar::<u8>().unwrap();
+            assert!(differ > 0, "{name}: the two paths gave the same bits");
+        }
+    }
 }

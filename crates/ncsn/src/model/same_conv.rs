@@ -36,6 +36,10 @@
 //! ordered kernel row first, `(u, i, v)`, so that a range of kernel rows is a block of
 //! contiguous columns; the others keep the weight's own order `(i, u, v)`.
 //!
+//! Narrow layers (16 or 32 outputs, the MNIST recipe's network) run all three CPU passes without
+//! im2col on CPUs with AVX-512 (`same_conv/direct.rs`): the `gemm` crate's kernel does not fit
+//! so few output rows.
+//!
 //! A kernel with few outputs against its inputs (the head, 128 -> 3, and so the stem's input
 //! gradient) would need an im2col of every input channel for a product of a few rows. The CPU
 //! passes take it the other way round (`few_outputs`): the forward pass multiplies the image by
@@ -45,6 +49,9 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+mod direct;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -452,6 +459,23 @@ trait Float: Copy + Send + Sync + Default + std::ops::AddAssign + 'static {
     /// allocated and zeroed only when a larger convolution needs it to grow (im2col overwrites
     /// every value it reads back).
     fn columns_buffer() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>>;
+    /// The forward pass without im2col ([`direct`]) where this type and the CPU have one for
+    /// the convolution, else `None`.
+    fn direct_forward(
+        _x: &[Self],
+        _wt: &[Self],
+        _bias: Option<&[Self]>,
+        _b: usize,
+        _cout: usize,
+        _g: Geometry,
+    ) -> Option<Vec<Self>> {
+        None
+    }
+    /// The weight gradient without im2col ([`direct`]) where this type and the CPU have one for
+    /// the convolution, else `None`.
+    fn direct_weight_grad(_x: &[Self], _dy: &[Self], _b: usize, _cout: usize, _g: Geometry) -> Option<Vec<Self>> {
+        None
+    }
 }
 thread_local! {
     static COLUMNS_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -462,12 +486,35 @@ impl Float for f32 {
     fn columns_buffer() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>> {
         &COLUMNS_F32
     }
+    fn direct_forward(
+        x: &[Self],
+        wt: &[Self],
+        bias: Option<&[Self]>,
+        b: usize,
+        cout: usize,
+        g: Geometry,
+    ) -> Option<Vec<Self>> {
+        (DIRECT.load(Ordering::Relaxed) && direct::applies(cout, g)).then(|| direct::forward(x, wt, bias, b, cout, g))
+    }
+    fn direct_weight_grad(x: &[Self], dy: &[Self], b: usize, cout: usize, g: Geometry) -> Option<Vec<Self>> {
+        (DIRECT.load(Ordering::Relaxed) && direct::applies(cout, g)).then(|| direct::weight_grad(x, dy, b, cout, g))
+    }
 }
 impl Float for f64 {
     const ONE: Self = 1.0;
     fn columns_buffer() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>> {
         &COLUMNS_F64
     }
+}
+
+/// Whether the convolutions that [`direct`] can compute take that path (the default).
+static DIRECT: AtomicBool = AtomicBool::new(true);
+
+/// Turns the direct passes of narrow f32 convolutions on AVX-512 (`same_conv/direct.rs`) on or
+/// off for the whole process; off, they run im2col and `gemm` as every other convolution does.
+/// For comparing the two paths (`benches/conv.rs --ab`).
+pub fn set_direct(on: bool) {
+    DIRECT.store(on, Ordering::Relaxed);
 }
 
 /// Runs `f` with a scratch buffer for im2col: this thread's kept buffer, or a fresh one if it is
@@ -691,6 +738,9 @@ fn conv_forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, b: usize, cout:
     }
     if few_outputs(cout, g) {
         return conv_forward_few_outputs(x, wt, bias, b, cout, g);
+    }
+    if let Some(y) = T::direct_forward(x, wt, bias, b, cout, g) {
+        return y;
     }
     let blocks = row_blocks(g);
     // the kernel rows first only where bands need them (a copy of the kernel per call)
@@ -996,6 +1046,9 @@ fn conv_weight_grad_cpu<T: Float>(x: &[T], dy: &[T], b: usize, cout: usize, g: G
     }
     if few_outputs(cout, g) {
         return conv_weight_grad_few_outputs(x, dy, b, cout, g);
+    }
+    if let Some(dw) = T::direct_weight_grad(x, dy, b, cout, g) {
+        return dw;
     }
     let banded = is_banded(&row_blocks(g), g);
     let blocks = weight_blocks(g, banded);

@@ -1,0 +1,691 @@
+//! The three passes of a narrow f32 convolution (16 or 32 output channels: the MNIST recipe's
+//! network) computed directly, without im2col, on CPUs with AVX-512, with vectors along the
+//! output channels.
+//!
+//! im2col copies every input value `k^2` times and the `gemm` crate then multiplies a kernel of
+//! 16 or 32 rows, for which its widest micro-kernel (64 rows by 6 columns) does not fit: its
+//! narrower ones load as many values as they multiply. Here a tile holds `OV` vectors of 16
+//! output channels (`OV` = 2 for 32 outputs, else 1) by up to `24 / OV` neighbouring pixels of
+//! one row in registers (at most 14), and each step loads the weights of one input channel and
+//! tap and multiplies them by the tile's input pixels, broadcast one at a time:
+//!
+//! ```text
+//! y[o, h, w] = bias[o] + sum_{u, v} sum_i W[o, i, u, v] x[i, h + d u - p, w + d v - p]
+//! ```
+//!
+//! for the vectors of `o` and the pixels `w` of the tile. Along the output channels a vector
+//! never straddles the image's edge, so the kernel rows that see only padding at a tile's row
+//! are skipped, and so are the kernel columns that see only padding at all of its pixels; the
+//! tiles are cut by dynamic programming so as to trade wide tiles against skipped columns
+//! ([`row_tiles`]), and the other kernel columns read the image from a copy with zeros at both
+//! ends of every row. The sums are kept pixel by pixel (`[H W, OV 16]`) while the input channels
+//! pass in blocks of 16 and written out through 16 x 16 transposes in registers.
+//!
+//! The input gradient is the same pass with the flipped kernel (`same_conv.rs`), and the weight
+//! gradient ([`weight_grad`]) the same tiles with the roles turned: output channels by input
+//! channels of one tap, summed over the output pixels at which the tap sees the image.
+//!
+//! The sums run in another order than the `gemm` crate's (taps, then input channels; images,
+//! then pixels), so they round differently; the wide layers of the CIFAR-10 network (128 and 256
+//! channels), where `gemm`'s own kernel fits, keep im2col and their products bit for bit.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::{plan, Geometry};
+
+/// Lanes of an AVX-512 f32 vector.
+const LANES: usize = 16;
+/// Accumulators per tile: vectors of output channels times pixels (of 32 registers, the rest
+/// hold the weights and the broadcast pixel).
+const ACCUMULATORS: usize = 24;
+/// The most pixels per tile (a row of 28 in two tiles).
+const MAX_PX: usize = 14;
+/// Input channels per block of the forward pass: the block's kernel, `k^2 CB OV 16` values (18
+/// KiB for 3x3 and 32 outputs), stays in the L1 cache while every tile of the image passes over
+/// it.
+const CB: usize = 16;
+/// The fewest input channels for which this path is taken.
+const MIN_INPUTS: usize = 8;
+/// The most output channels for which this path is taken: from 64 on, `gemm`'s widest kernel
+/// fits and the CIFAR-10 network's layers measured as fast or faster with im2col
+/// (`benches/conv.rs --ab`, crate README).
+const MAX_OUTPUTS: usize = 32;
+
+/// Vectors of output channels per tile for `cout` outputs: 2 where they divide it, else 1.
+fn vectors_per_block(cout: usize) -> usize {
+    if cout.is_multiple_of(2 * LANES) {
+        2
+    } else {
+        1
+    }
+}
+
+/// The most pixels (or, in the weight gradient, input channels) per tile with `ov` vectors of
+/// outputs.
+fn max_px(ov: usize) -> usize {
+    (ACCUMULATORS / ov).min(MAX_PX)
+}
+
+/// Whether this module computes the convolution's passes: a kernel wider than one pixel, at
+/// least [`MIN_INPUTS`] input channels, 16 or 32 outputs ([`MAX_OUTPUTS`]), and a CPU with
+/// AVX-512.
+pub(super) fn applies(cout: usize, g: Geometry) -> bool {
+    g.k > 1
+        && g.h > 0
+        && g.w > 0
+        && g.cin >= MIN_INPUTS
+        && cout > 0
+        && cout <= MAX_OUTPUTS
+        && cout.is_multiple_of(LANES)
+        && has_avx512()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx512() -> bool {
+    false
+}
+
+/// Up to [`max_px`] neighbouring output pixels of a row, `w0 .. w0 + px`, and the kernel columns
+/// `v` that see the image at one of them at least (the others see only padding there and are
+/// skipped; the image is read from a copy padded with zeros at both ends of every row).
+#[derive(Debug, Clone, PartialEq)]
+struct Tile {
+    w0: usize,
+    px: usize,
+    taps: Range<usize>,
+}
+
+/// The kernel columns that see the image at one of the output columns `a .. b` at least.
+fn column_taps(g: Geometry, a: usize, b: usize) -> Range<usize> {
+    let sees = |v: &usize| g.tap_columns(*v).start < b && a < g.tap_columns(*v).end;
+    // the centre column (d v = p) sees every column, so the range is never empty
+    let first = (0..g.k).find(sees).unwrap_or(g.k / 2);
+    let last = (0..g.k).rev().find(sees).unwrap_or(g.k / 2);
+    first..last + 1
+}
+
+/// Twice the cycles per input channel of a tile of `ov` vectors of outputs by `px` pixels and
+/// `taps` kernel columns (per kernel row): `ov px` fused multiply-adds at two a cycle, `ov + px`
+/// loads at two a cycle, at least 4 cycles (one FMA's latency: fewer than 8 independent sums
+/// leave the units idle), and about a cycle for the loop around them.
+fn tile_cost(ov: usize, px: usize, taps: usize) -> usize {
+    taps * ((ov * px).max(ov + px).max(8) + 2)
+}
+
+/// The tiles of an output row for `ov` vectors of outputs: the cut into pieces of at most
+/// [`max_px`] pixels that costs the fewest cycles ([`tile_cost`], by dynamic programming over
+/// the cut points). Wide pieces use the registers best; a piece at an edge that some kernel
+/// column sees only as padding skips that column, so the cut trades the two.
+fn row_tiles(g: Geometry, ov: usize) -> Vec<Tile> {
+    let w = g.w;
+    // best[b]: the cost of columns 0 .. b and where its last piece starts
+    let mut best: Vec<(usize, usize)> = vec![(0, 0); w + 1];
+    for b in 1..=w {
+        best[b] = (b.saturating_sub(max_px(ov))..b)
+            .map(|a| (best[a].0 + tile_cost(ov, b - a, column_taps(g, a, b).len()), a))
+            .min()
+            .unwrap_or((0, 0));
+    }
+    let mut tiles = Vec::new();
+    let mut b = w;
+    while b > 0 {
+        let a = best[b].1;
+        tiles.push(Tile {
+            w0: a,
+            px: b - a,
+            taps: column_taps(g, a, b),
+        });
+        b = a;
+    }
+    tiles.reverse();
+    tiles
+}
+
+/// The kernel rows `u` that see the image at output row `h`.
+fn row_taps(g: Geometry, h: usize) -> Range<usize> {
+    let inside = |u: &usize| g.tap_rows(*u).contains(&h);
+    let first = (0..g.k).find(inside).unwrap_or(g.k / 2);
+    let last = (0..g.k).rev().find(inside).unwrap_or(g.k / 2);
+    first..last + 1
+}
+
+/// An image with `p` zeros at both ends of every row: `[C_in, H, W + 2p]`. The rows need no
+/// padding, since a tile is one row and skips the kernel rows outside the image.
+#[derive(Debug, Clone, Copy)]
+struct Padded {
+    pad: usize,
+    cols: usize,
+    rows: usize,
+}
+
+impl Padded {
+    fn of(g: Geometry) -> Self {
+        let pad = g.d * (g.k - 1) / 2;
+        Padded {
+            pad,
+            cols: g.w + 2 * pad,
+            rows: g.h,
+        }
+    }
+    fn plane(&self) -> usize {
+        self.rows * self.cols
+    }
+    /// Copies image `xb` (`[C_in, H, W]`) into `xp` between the zeros (which it never writes).
+    fn copy(&self, xb: &[f32], g: Geometry, xp: &mut [f32]) {
+        for (row, padded) in xb.chunks_exact(g.w).zip(xp.chunks_exact_mut(self.cols)) {
+            padded[self.pad..self.pad + g.w].copy_from_slice(row);
+        }
+    }
+}
+
+/// `y = conv(x, wt) + bias` for `x` `[B, C_in, H, W]`, `wt` `[C_out, C_in, k, k]`, where
+/// [`applies`] holds (the caller checks).
+pub(super) fn forward(x: &[f32], wt: &[f32], bias: Option<&[f32]>, b: usize, cout: usize, g: Geometry) -> Vec<f32> {
+    match vectors_per_block(cout) {
+        2 => forward_by::<2>(x, wt, bias, b, cout, g),
+        _ => forward_by::<1>(x, wt, bias, b, cout, g),
+    }
+}
+
+/// [`forward`] with blocks of `OV` vectors of outputs.
+fn forward_by<const OV: usize>(
+    x: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    b: usize,
+    cout: usize,
+    g: Geometry,
+) -> Vec<f32> {
+    let ob_len = OV * LANES;
+    let (hw, kk, cin) = (g.pixels(), g.k * g.k, g.cin);
+    // The kernel by blocks of OB = OV LANES outputs, blocks of CB inputs, taps, inputs of the
+    // block: wr[ob kk C_in OB + i0 kk OB + (t cb + ii) OB + l] = W[ob OB + l, i0 + ii, t]
+    let mut wr = vec![0f32; wt.len()];
+    for (o, kernel) in wt.chunks_exact(cin * kk).enumerate() {
+        let (ob, l) = (o / ob_len, o % ob_len);
+        for i in 0..cin {
+            let (i0, ii) = (i / CB * CB, i % CB);
+            let cb = CB.min(cin - i0);
+            for t in 0..kk {
+                wr[ob * kk * cin * ob_len + i0 * kk * ob_len + (t * cb + ii) * ob_len + l] = kernel[i * kk + t];
+            }
+        }
+    }
+    let tiles = row_tiles(g, OV);
+    let rows: Vec<Range<usize>> = (0..g.h).map(|h| row_taps(g, h)).collect();
+    let mut y = vec![0f32; b * cout * hw];
+    let padded = Padded::of(g);
+    // One block of OB outputs of one image: the sums in `acc` (`[H W, OB]`, pixel by pixel),
+    // input block by input block, then written out channel by channel.
+    let block = |xp: &[f32], yo: &mut [f32], ob: usize, acc: &mut Vec<f32>| {
+        acc.clear();
+        match bias {
+            Some(bias) => (0..hw).for_each(|_| acc.extend_from_slice(&bias[ob * ob_len..][..ob_len])),
+            None => acc.resize(hw * ob_len, 0.0),
+        }
+        for i0 in (0..cin).step_by(CB) {
+            let cb = CB.min(cin - i0);
+            let w = &wr[ob * kk * cin * ob_len + i0 * kk * ob_len..][..kk * cb * ob_len];
+            let xs = &xp[i0 * padded.plane()..][..cb * padded.plane()];
+            for (h, taps) in rows.iter().enumerate() {
+                for tile in &tiles {
+                    // SAFETY: AVX-512 is present (`applies`); the tile's taps read the padded
+                    // image inside it (`row_tiles`, `row_taps`), and its pixels' sums are inside
+                    // `acc`.
+                    unsafe { kernel::tile::<OV>(xs, w, cb, g, padded, h, taps.clone(), tile, acc) }
+                }
+            }
+        }
+        // SAFETY: AVX-512 is present (`applies`); acc is [hw, OB] and yo [OB, hw].
+        unsafe { kernel::transpose_out(acc, ob_len, hw, yo) }
+    };
+    let (per_chunk, par) = plan(b);
+    if matches!(par, gemm::Parallelism::None) {
+        // images split across threads
+        x.par_chunks(per_chunk * cin * hw)
+            .zip(y.par_chunks_mut(per_chunk * cout * hw))
+            .for_each(|(xs, ys)| {
+                let mut acc = Vec::with_capacity(hw * ob_len);
+                let mut xp = vec![0f32; cin * padded.plane()];
+                for (xb, yb) in xs.chunks(cin * hw).zip(ys.chunks_mut(cout * hw)) {
+                    padded.copy(xb, g, &mut xp);
+                    for (ob, yo) in yb.chunks_mut(ob_len * hw).enumerate() {
+                        block(&xp, yo, ob, &mut acc);
+                    }
+                }
+            });
+    } else {
+        // fewer images than threads: each image's blocks of outputs across threads
+        let mut xp = vec![0f32; cin * padded.plane()];
+        for (xb, yb) in x.chunks(cin * hw).zip(y.chunks_mut(cout * hw)) {
+            padded.copy(xb, g, &mut xp);
+            yb.par_chunks_mut(ob_len * hw)
+                .enumerate()
+                .for_each(|(ob, yo)| block(&xp, yo, ob, &mut Vec::with_capacity(hw * ob_len)));
+        }
+    }
+    y
+}
+
+/// `dW = sum_b dy[b] * x[b]` (the weight gradient) as `[C_out, C_in, k, k]`, for `x`
+/// `[B, C_in, H, W]` and `dy` `[B, C_out, H, W]`, where [`applies`] holds (the caller checks):
+///
+/// ```text
+/// dW[o, i, u, v] = sum_b sum_{h, w: the input pixel inside} dy[b, o, h, w] x[b, i, h + d u - p, w + d v - p]
+/// ```
+///
+/// A tile holds `OV` vectors of 16 output channels by up to [`max_px`] input channels of one
+/// tap in registers and runs over the output pixels at which the tap sees the image (a
+/// rectangle: the others would add products with padding), each a load of the pixel's `OV`
+/// vectors of `dy` (laid out pixel by pixel first) and a broadcast of each input channel's value.
+/// The sums run over the images in order, then the pixels row by row (in rows of at most
+/// [`ROWS_BYTES`] of `dy`, so that they stay in the L1 cache while the tiles pass over them).
+pub(super) fn weight_grad(x: &[f32], dy: &[f32], b: usize, cout: usize, g: Geometry) -> Vec<f32> {
+    match vectors_per_block(cout) {
+        2 => weight_grad_by::<2>(x, dy, b, cout, g),
+        _ => weight_grad_by::<1>(x, dy, b, cout, g),
+    }
+}
+
+/// The most bytes of `dy`'s block of outputs over a group of output rows (see [`weight_grad`]).
+const ROWS_BYTES: usize = 32 << 10;
+
+/// [`weight_grad`] with blocks of `OV` vectors of outputs.
+fn weight_grad_by<const OV: usize>(x: &[f32], dy: &[f32], b: usize, cout: usize, g: Geometry) -> Vec<f32> {
+    let ob_len = OV * LANES;
+    let (hw, kk, cin) = (g.pixels(), g.k * g.k, g.cin);
+    // the input channels in near-equal tiles of at most max_px(OV)
+    let parts = cin.div_ceil(max_px(OV));
+    let channel_tiles: Vec<(usize, usize)> = (0..parts)
+        .scan(0, |i0, part| {
+            let n = cin / parts + usize::from(part < cin % parts);
+            let tile = (*i0, n);
+            *i0 += n;
+            Some(tile)
+        })
+        .collect();
+    let rows_per_group = (ROWS_BYTES / (g.w * ob_len * 4)).max(1);
+    let (per_chunk, _) = plan(b);
+    // one partial sum per chunk of images, [k k, C_out / OB, C_in, OB], added in chunk order
+    // (deterministic for a fixed thread count)
+    let partials: Vec<Vec<f32>> = x
+        .par_chunks(per_chunk * cin * hw)
+        .zip(dy.par_chunks(per_chunk * cout * hw))
+        .map(|(xs, dys)| {
+            let mut dw = vec![0f32; kk * cout * cin];
+            let mut dyt = vec![0f32; hw * cout];
+            for (xb, dyb) in xs.chunks(cin * hw).zip(dys.chunks(cout * hw)) {
+                // dyt[p, o] = dy[o, p]
+                // SAFETY: AVX-512 is present (`applies`); dyb is [cout, hw], dyt [hw, cout].
+                unsafe { kernel::transpose(dyb, cout, hw, &mut dyt) };
+                for ob in 0..cout / ob_len {
+                    for h0 in (0..g.h).step_by(rows_per_group) {
+                        let group = h0..(h0 + rows_per_group).min(g.h);
+                        for u in 0..g.k {
+                            let rows = g.tap_rows(u);
+                            let rows = rows.start.max(group.start)..rows.end.min(group.end);
+                            for v in 0..g.k {
+                                let cols = g.tap_columns(v);
+                                if rows.is_empty() || cols.is_empty() {
+                                    continue;
+                                }
+                                let t = u * g.k + v;
+                                for &(i0, n) in &channel_tiles {
+                                    let at = ((t * (cout / ob_len) + ob) * cin + i0) * ob_len;
+                                    // SAFETY: AVX-512 is present; the rows and columns are those
+                                    // at which tap (u, v) sees the image, so every read of xb is
+                                    // inside it; the tile's sums are inside dw.
+                                    unsafe {
+                                        kernel::weight_tile::<OV>(
+                                            xb,
+                                            &dyt,
+                                            cout,
+                                            ob,
+                                            g,
+                                            (u, v),
+                                            rows.clone(),
+                                            cols.clone(),
+                                            (i0, n),
+                                            &mut dw[at..at + n * ob_len],
+                                        )
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            dw
+        })
+        .collect();
+    let total = super::sum_in_order(partials, kk * cout * cin);
+    // dW[o, i, t] = total[t, o / OB, i, o % OB]
+    let mut out = vec![0f32; cout * cin * kk];
+    for t in 0..kk {
+        for ob in 0..cout / ob_len {
+            for i in 0..cin {
+                let sums = &total[((t * (cout / ob_len) + ob) * cin + i) * ob_len..][..ob_len];
+                for (l, &value) in sums.iter().enumerate() {
+                    out[((ob * ob_len + l) * cin + i) * kk + t] = value;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+mod kernel {
+    use super::{Geometry, Padded, Tile, LANES};
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps,
+        _mm512_storeu_ps, _mm512_unpackhi_ps, _mm512_unpacklo_ps,
+    };
+    use std::ops::Range;
+
+    /// One tile over one block of `cb` input channels: its pixels' sums in `acc` (`[H W, OV
+    /// LANES]`) plus the products of the block's padded image planes `xs` (`[cb, H, W + 2p]`)
+    /// and its repacked kernel `w` (`[k k, cb, OV LANES]`).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; the tile and the kernel rows `rows` see the image (so every read of
+    /// `xs` is inside the padded image), and `tile.px` is at most [`super::max_px`]`(OV)`.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn tile<const OV: usize>(
+        xs: &[f32],
+        w: &[f32],
+        cb: usize,
+        g: Geometry,
+        padded: Padded,
+        h: usize,
+        rows: Range<usize>,
+        tile: &Tile,
+        acc: &mut [f32],
+    ) {
+        macro_rules! by_width {
+            ($($p:literal)*) => {
+                match tile.px {
+                    $($p => run::<OV, $p>(xs, w, cb, g, padded, h, rows, tile, acc),)*
+                    _ => unreachable!("a tile of {} pixels", tile.px),
+                }
+            };
+        }
+        by_width!(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+    }
+
+    /// `to[c, r] = from[r, c]` for `from` `[rows, cols]` and `to` `[cols, rows]`: 16 x 16 blocks
+    /// transposed in registers, the rest one value at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `from` and `to` hold `rows cols` values.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose(from: &[f32], rows: usize, cols: usize, to: &mut [f32]) {
+        assert!(from.len() >= rows * cols && to.len() >= rows * cols);
+        let (whole_rows, whole_cols) = (rows / LANES * LANES, cols / LANES * LANES);
+        for r0 in (0..whole_rows).step_by(LANES) {
+            for c0 in (0..whole_cols).step_by(LANES) {
+                let block: [__m512; LANES] =
+                    std::array::from_fn(|j| _mm512_loadu_ps(from.as_ptr().add((r0 + j) * cols + c0)));
+                for (l, col) in transpose16(block).iter().enumerate() {
+                    _mm512_storeu_ps(to.as_mut_ptr().add((c0 + l) * rows + r0), *col);
+                }
+            }
+        }
+        for r in 0..rows {
+            let cs = if r < whole_rows { whole_cols..cols } else { 0..cols };
+            for c in cs {
+                to[c * rows + r] = from[r * cols + c];
+            }
+        }
+    }
+
+    /// `yo[l, p] = acc[p, l]` for `acc` `[hw, n]` and `yo` `[n, hw]`.
+    ///
+    /// # Safety
+    /// As [`transpose`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose_out(acc: &[f32], n: usize, hw: usize, yo: &mut [f32]) {
+        transpose(acc, hw, n, yo)
+    }
+
+    /// One weight-gradient tile: `n` input channels from `i0` (at most [`super::max_px`]`(OV)`)
+    /// of tap `(u, v)` for the outputs of block `ob`, in `dw` (`[n, OV LANES]`), plus the sums
+    /// over output rows `rows` and columns `cols` of `dyt` (`[H W, C_out]`) times the input
+    /// pixels they see.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; the tap sees the image at every pixel of `rows` x `cols`.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn weight_tile<const OV: usize>(
+        xb: &[f32],
+        dyt: &[f32],
+        cout: usize,
+        ob: usize,
+        g: Geometry,
+        tap: (usize, usize),
+        rows: Range<usize>,
+        cols: Range<usize>,
+        channels: (usize, usize),
+        dw: &mut [f32],
+    ) {
+        macro_rules! by_width {
+            ($($p:literal)*) => {
+                match channels.1 {
+                    $($p => weight_run::<OV, $p>(xb, dyt, cout, ob, g, tap, rows, cols, channels.0, dw),)*
+                    _ => unreachable!("a tile of {} channels", channels.1),
+                }
+            };
+        }
+        by_width!(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    unsafe fn weight_run<const OV: usize, const P: usize>(
+        xb: &[f32],
+        dyt: &[f32],
+        cout: usize,
+        ob: usize,
+        g: Geometry,
+        (u, v): (usize, usize),
+        rows: Range<usize>,
+        cols: Range<usize>,
+        i0: usize,
+        dw: &mut [f32],
+    ) {
+        let (hw, ob_len) = (g.h * g.w, OV * LANES);
+        let p = (g.d * (g.k - 1) / 2) as isize;
+        let (dy_, dx_) = ((g.d * u) as isize - p, (g.d * v) as isize - p);
+        let at = dw.as_mut_ptr();
+        let mut sums: [[__m512; P]; OV] =
+            std::array::from_fn(|q| std::array::from_fn(|j| _mm512_loadu_ps(at.add(j * ob_len + q * LANES))));
+        let xp = xb.as_ptr().add(i0 * hw);
+        for h in rows {
+            let hi = (h as isize + dy_) as usize;
+            let mut x = xp.offset((hi * g.w) as isize + cols.start as isize + dx_);
+            let mut d = dyt.as_ptr().add((h * g.w + cols.start) * cout + ob * ob_len);
+            for _ in cols.clone() {
+                let dv: [__m512; OV] = std::array::from_fn(|q| _mm512_loadu_ps(d.add(q * LANES)));
+                for j in 0..P {
+                    let xv = _mm512_set1_ps(*x.add(j * hw));
+                    for q in 0..OV {
+                        sums[q][j] = _mm512_fmadd_ps(dv[q], xv, sums[q][j]);
+                    }
+                }
+                x = x.add(1);
+                d = d.add(cout);
+            }
+        }
+        for (q, sums) in sums.iter().enumerate() {
+            for (j, s) in sums.iter().enumerate() {
+                _mm512_storeu_ps(at.add(j * ob_len + q * LANES), *s);
+            }
+        }
+    }
+
+    /// The 16 x 16 transpose of 16 vectors: `out[l][j] = rows[j][l]`, in four rounds of
+    /// shuffles. Write `L_k` for a vector's 128-bit lane `k` (elements `4k .. 4k + 4`).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose16(r: [__m512; LANES]) -> [__m512; LANES] {
+        // t[2i], t[2i+1]: rows 2i and 2i+1 interleaved, elements 0, 1 and 2, 3 of each lane
+        let t: [__m512; LANES] = std::array::from_fn(|i| {
+            let (a, b) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
+        });
+        // u[4g + m], lane k: element 4k + m of rows 4g .. 4g + 4
+        let u: [__m512; LANES] = std::array::from_fn(|i| {
+            let (g, m) = (i / 4, i % 4);
+            let (a, b) = (t[4 * g + m / 2], t[4 * g + 2 + m / 2]);
+            if m % 2 == 0 {
+                _mm512_shuffle_ps::<0x44>(a, b)
+            } else {
+                _mm512_shuffle_ps::<0xEE>(a, b)
+            }
+        });
+        // v[8h + 4s + m]: lanes 0 and 2 (s = 0) or 1 and 3 (s = 1) of u[8h + m], then of
+        // u[8h + 4 + m]
+        let v: [__m512; LANES] = std::array::from_fn(|i| {
+            let (h, s, m) = (i / 8, (i / 4) % 2, i % 4);
+            let (a, b) = (u[8 * h + m], u[8 * h + 4 + m]);
+            if s == 0 {
+                _mm512_shuffle_f32x4::<0x88>(a, b)
+            } else {
+                _mm512_shuffle_f32x4::<0xDD>(a, b)
+            }
+        });
+        // out[8 s2 + 4 s1 + m] = (L_k of u[m], u[4 + m], u[8 + m], u[12 + m]), k = 2 s2 + s1:
+        // column 4k + m of all 16 rows
+        std::array::from_fn(|o| {
+            let (s2, s1, m) = (o / 8, (o / 4) % 2, o % 4);
+            let (a, b) = (v[4 * s1 + m], v[8 + 4 * s1 + m]);
+            if s2 == 0 {
+                _mm512_shuffle_f32x4::<0x88>(a, b)
+            } else {
+                _mm512_shuffle_f32x4::<0xDD>(a, b)
+            }
+        })
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    unsafe fn run<const OV: usize, const P: usize>(
+        xs: &[f32],
+        w: &[f32],
+        cb: usize,
+        g: Geometry,
+        padded: Padded,
+        h: usize,
+        rows: Range<usize>,
+        tile: &Tile,
+        acc: &mut [f32],
+    ) {
+        let (k, d, ob_len) = (g.k, g.d, OV * LANES);
+        let p = (d * (k - 1) / 2) as isize;
+        let at = acc.as_mut_ptr().add((h * g.w + tile.w0) * ob_len);
+        let mut sums: [[__m512; P]; OV] =
+            std::array::from_fn(|q| std::array::from_fn(|j| _mm512_loadu_ps(at.add(j * ob_len + q * LANES))));
+        let (xp, wp) = (xs.as_ptr(), w.as_ptr());
+        for u in rows {
+            let hi = (h as isize + (d * u) as isize - p) as usize;
+            for v in tile.taps.clone() {
+                // the padded row's column of output column w0 under kernel column v
+                let wi = tile.w0 + d * v;
+                let mut x = xp.add(hi * padded.cols + wi);
+                let mut ws = wp.add((u * k + v) * cb * ob_len);
+                for _ in 0..cb {
+                    let wv: [__m512; OV] = std::array::from_fn(|q| _mm512_loadu_ps(ws.add(q * LANES)));
+                    for j in 0..P {
+                        let xv = _mm512_set1_ps(*x.add(j));
+                        for q in 0..OV {
+                            sums[q][j] = _mm512_fmadd_ps(wv[q], xv, sums[q][j]);
+                        }
+                    }
+                    x = x.add(padded.plane());
+                    ws = ws.add(ob_len);
+                }
+            }
+        }
+        for (q, sums) in sums.iter().enumerate() {
+            for (j, v) in sums.iter().enumerate() {
+                _mm512_storeu_ps(at.add(j * ob_len + q * LANES), *v);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod kernel {
+    use super::{Geometry, Padded, Tile};
+    use std::ops::Range;
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn tile<const OV: usize>(
+        _xs: &[f32],
+        _w: &[f32],
+        _cb: usize,
+        _g: Geometry,
+        _padded: Padded,
+        _h: usize,
+        _rows: Range<usize>,
+        _tile: &Tile,
+        _acc: &mut [f32],
+    ) {
+        unreachable!("the direct convolution is taken only on x86-64 with AVX-512 (`applies`)")
+    }
+    pub(super) unsafe fn transpose_out(_acc: &[f32], _n: usize, _hw: usize, _yo: &mut [f32]) {
+        unreachable!("the direct convolution is taken only on x86-64 with AVX-512 (`applies`)")
+    }
+    pub(super) unsafe fn transpose(_from: &[f32], _rows: usize, _cols: usize, _to: &mut [f32]) {
+        unreachable!("the direct convolution is taken only on x86-64 with AVX-512 (`applies`)")
+    }
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn weight_tile<const OV: usize>(
+        _xb: &[f32],
+        _dyt: &[f32],
+        _cout: usize,
+        _ob: usize,
+        _g: Geometry,
+        _tap: (usize, usize),
+        _rows: Range<usize>,
+        _cols: Range<usize>,
+        _channels: (usize, usize),
+        _dw: &mut [f32],
+    ) {
+        unreachable!("the direct convolution is taken only on x86-64 with AVX-512 (`applies`)")
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_out_transposes_whole_blocks_and_the_tail() {
+        if !has_avx512() {
+            return;
+        }
+        for (n, hw) in [(16, 16), (32, 49), (64, 196), (16, 5)] {
+            let acc: Vec<f32> = (0..n * hw).map(|i| i as f32).collect();
+            let mut yo = vec![-1f32; n * hw];
+            // SAFETY: AVX-512 is present; the sizes match.
+            unsafe { kernel::transpose_out(&acc, n, hw, &mut yo) };
+            for p in 0..hw {
+                for l in 0..n {
+                    assert_eq!(yo[l * hw + p], acc[p * n + l], "n {n} hw {hw} pixel {p} channel {l}");
+                }
+            }
+        }
+    }
+}
