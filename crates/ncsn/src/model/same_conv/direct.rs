@@ -49,8 +49,8 @@ const CB: usize = 16;
 /// The fewest input channels for which this path is taken.
 const MIN_INPUTS: usize = 8;
 /// The most output channels for which this path is taken: from 64 on, `gemm`'s widest kernel
-/// fits and the CIFAR-10 network's layers measured as fast or faster with im2col
-/// (`benches/conv.rs --ab`, crate README).
+/// fits, and on the CIFAR-10 network's layers (128 and 256 channels) blocks of 64 outputs were
+/// no faster than im2col on the whole (0.88-1.24 of its time by shape and run; crate README).
 const MAX_OUTPUTS: usize = 32;
 
 /// Vectors of output channels per tile for `cout` outputs: 2 where they divide it, else 1.
