@@ -28,7 +28,8 @@ pub const SHAPES: [(&str, usize, usize, usize, usize, usize); 10] = [
     ("head 128->3 32x32 k3", 128, 3, 32, 3, 1),
 ];
 
-/// The 3x3 convolutions of the MNIST recipe's network (ngf 16, 1x28x28; `--mnist`, batch 64).
+/// Convolutions of the MNIST recipe's network (ngf 16, 1x28x28; `--mnist`, batch 64): its 3x3
+/// shapes and a 1x1 shortcut.
 pub const MNIST_SHAPES: [(&str, usize, usize, usize, usize, usize); 7] = [
     ("mnist 16->16 28x28 k3", 16, 16, 28, 3, 1),
     ("mnist 16->32 28x28 k3", 16, 32, 28, 3, 1),

@@ -49,9 +49,9 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 mod direct;
+pub use direct::set_direct;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -494,10 +494,10 @@ impl Float for f32 {
         cout: usize,
         g: Geometry,
     ) -> Option<Vec<Self>> {
-        (DIRECT.load(Ordering::Relaxed) && direct::applies(cout, g)).then(|| direct::forward(x, wt, bias, b, cout, g))
+        direct::applies(cout, g).then(|| direct::forward(x, wt, bias, b, cout, g))
     }
     fn direct_weight_grad(x: &[Self], dy: &[Self], b: usize, cout: usize, g: Geometry) -> Option<Vec<Self>> {
-        (DIRECT.load(Ordering::Relaxed) && direct::applies(cout, g)).then(|| direct::weight_grad(x, dy, b, cout, g))
+        direct::applies(cout, g).then(|| direct::weight_grad(x, dy, b, cout, g))
     }
 }
 impl Float for f64 {
@@ -505,16 +505,6 @@ impl Float for f64 {
     fn columns_buffer() -> &'static std::thread::LocalKey<RefCell<Vec<Self>>> {
         &COLUMNS_F64
     }
-}
-
-/// Whether the convolutions that [`direct`] can compute take that path (the default).
-static DIRECT: AtomicBool = AtomicBool::new(true);
-
-/// Turns the direct passes of narrow f32 convolutions on AVX-512 (`same_conv/direct.rs`) on or
-/// off for the whole process; off, they run im2col and `gemm` as every other convolution does.
-/// For comparing the two paths (`benches/conv.rs --ab`).
-pub fn set_direct(on: bool) {
-    DIRECT.store(on, Ordering::Relaxed);
 }
 
 /// Runs `f` with a scratch buffer for im2col: this thread's kept buffer, or a fresh one if it is

@@ -29,7 +29,9 @@
 //! then pixels), so they round differently; the wide layers of the CIFAR-10 network (128 and 256
 //! channels), where `gemm`'s own kernel fits, keep im2col and their products bit for bit.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
@@ -68,11 +70,22 @@ fn max_px(ov: usize) -> usize {
     (ACCUMULATORS / ov).min(MAX_PX)
 }
 
-/// Whether this module computes the convolution's passes: a kernel wider than one pixel, at
-/// least [`MIN_INPUTS`] input channels, 16 or 32 outputs ([`MAX_OUTPUTS`]), and a CPU with
-/// AVX-512.
+/// Whether the convolutions that this module can compute take its path (the default).
+static DIRECT: AtomicBool = AtomicBool::new(true);
+
+/// Turns the direct passes on or off for the whole process; off, the narrow layers run im2col
+/// and `gemm` as every other convolution does. For comparing the two paths (`benches/conv.rs
+/// --ab`).
+pub fn set_direct(on: bool) {
+    DIRECT.store(on, Ordering::Relaxed);
+}
+
+/// Whether this module computes the convolution's passes: the switch [`set_direct`] on, a
+/// kernel wider than one pixel, at least [`MIN_INPUTS`] input channels, 16 or 32 outputs
+/// ([`MAX_OUTPUTS`]), and a CPU with AVX-512.
 pub(super) fn applies(cout: usize, g: Geometry) -> bool {
-    g.k > 1
+    DIRECT.load(Ordering::Relaxed)
+        && g.k > 1
         && g.h > 0
         && g.w > 0
         && g.cin >= MIN_INPUTS
@@ -102,13 +115,19 @@ struct Tile {
     taps: Range<usize>,
 }
 
+/// The kernel taps (rows or columns) whose range of outputs `seen(tap)` inside the image meets
+/// the outputs `a .. b`: a range, since the ranges move with the tap, and never empty, since
+/// the centre tap (`d tap = p`) sees every output.
+fn taps_seeing(k: usize, seen: impl Fn(usize) -> Range<usize>, a: usize, b: usize) -> Range<usize> {
+    let sees = |t: &usize| seen(*t).start < b && a < seen(*t).end;
+    let first = (0..k).find(sees).unwrap_or(k / 2);
+    let last = (0..k).rev().find(sees).unwrap_or(k / 2);
+    first..last + 1
+}
+
 /// The kernel columns that see the image at one of the output columns `a .. b` at least.
 fn column_taps(g: Geometry, a: usize, b: usize) -> Range<usize> {
-    let sees = |v: &usize| g.tap_columns(*v).start < b && a < g.tap_columns(*v).end;
-    // the centre column (d v = p) sees every column, so the range is never empty
-    let first = (0..g.k).find(sees).unwrap_or(g.k / 2);
-    let last = (0..g.k).rev().find(sees).unwrap_or(g.k / 2);
-    first..last + 1
+    taps_seeing(g.k, |v| g.tap_columns(v), a, b)
 }
 
 /// Twice the cycles per input channel of a tile of `ov` vectors of outputs by `px` pixels and
@@ -150,10 +169,7 @@ fn row_tiles(g: Geometry, ov: usize) -> Vec<Tile> {
 
 /// The kernel rows `u` that see the image at output row `h`.
 fn row_taps(g: Geometry, h: usize) -> Range<usize> {
-    let inside = |u: &usize| g.tap_rows(*u).contains(&h);
-    let first = (0..g.k).find(inside).unwrap_or(g.k / 2);
-    let last = (0..g.k).rev().find(inside).unwrap_or(g.k / 2);
-    first..last + 1
+    taps_seeing(g.k, |u| g.tap_rows(u), h, h + 1)
 }
 
 /// An image with `p` zeros at both ends of every row: `[C_in, H, W + 2p]`. The rows need no
@@ -220,11 +236,14 @@ fn forward_by<const OV: usize>(
     }
     let tiles = row_tiles(g, OV);
     let rows: Vec<Range<usize>> = (0..g.h).map(|h| row_taps(g, h)).collect();
-    let mut y = vec![0f32; b * cout * hw];
+    // every value is written once, by its block's transpose (below), so the output is not
+    // zeroed first
+    let n = b * cout * hw;
+    let mut y: Vec<f32> = Vec::with_capacity(n);
     let padded = Padded::of(g);
     // One block of OB outputs of one image: the sums in `acc` (`[H W, OB]`, pixel by pixel),
     // input block by input block, then written out channel by channel.
-    let block = |xp: &[f32], yo: &mut [f32], ob: usize, acc: &mut Vec<f32>| {
+    let block = |xp: &[f32], yo: &mut [MaybeUninit<f32>], ob: usize, acc: &mut Vec<f32>| {
         acc.clear();
         match bias {
             Some(bias) => (0..hw).for_each(|_| acc.extend_from_slice(&bias[ob * ob_len..][..ob_len])),
@@ -243,14 +262,15 @@ fn forward_by<const OV: usize>(
                 }
             }
         }
+        // yo[l, p] = acc[p, l]
         // SAFETY: AVX-512 is present (`applies`); acc is [hw, OB] and yo [OB, hw].
-        unsafe { kernel::transpose_out(acc, ob_len, hw, yo) }
+        unsafe { kernel::transpose(acc, hw, ob_len, yo.as_mut_ptr().cast::<f32>()) }
     };
     let (per_chunk, par) = plan(b);
     if matches!(par, gemm::Parallelism::None) {
         // images split across threads
         x.par_chunks(per_chunk * cin * hw)
-            .zip(y.par_chunks_mut(per_chunk * cout * hw))
+            .zip(y.spare_capacity_mut()[..n].par_chunks_mut(per_chunk * cout * hw))
             .for_each(|(xs, ys)| {
                 let mut acc = Vec::with_capacity(hw * ob_len);
                 let mut xp = vec![0f32; cin * padded.plane()];
@@ -264,13 +284,19 @@ fn forward_by<const OV: usize>(
     } else {
         // fewer images than threads: each image's blocks of outputs across threads
         let mut xp = vec![0f32; cin * padded.plane()];
-        for (xb, yb) in x.chunks(cin * hw).zip(y.chunks_mut(cout * hw)) {
+        for (xb, yb) in x
+            .chunks(cin * hw)
+            .zip(y.spare_capacity_mut()[..n].chunks_mut(cout * hw))
+        {
             padded.copy(xb, g, &mut xp);
             yb.par_chunks_mut(ob_len * hw)
                 .enumerate()
                 .for_each(|(ob, yo)| block(&xp, yo, ob, &mut Vec::with_capacity(hw * ob_len)));
         }
     }
+    // SAFETY: the blocks cover all n values, and each block's transpose wrote every one of its
+    // values.
+    unsafe { y.set_len(n) };
     y
 }
 
@@ -324,7 +350,7 @@ fn weight_grad_by<const OV: usize>(x: &[f32], dy: &[f32], b: usize, cout: usize,
             for (xb, dyb) in xs.chunks(cin * hw).zip(dys.chunks(cout * hw)) {
                 // dyt[p, o] = dy[o, p]
                 // SAFETY: AVX-512 is present (`applies`); dyb is [cout, hw], dyt [hw, cout].
-                unsafe { kernel::transpose(dyb, cout, hw, &mut dyt) };
+                unsafe { kernel::transpose(dyb, cout, hw, dyt.as_mut_ptr()) };
                 for ob in 0..cout / ob_len {
                     for h0 in (0..g.h).step_by(rows_per_group) {
                         let group = h0..(h0 + rows_per_group).min(g.h);
@@ -422,38 +448,30 @@ mod kernel {
     }
 
     /// `to[c, r] = from[r, c]` for `from` `[rows, cols]` and `to` `[cols, rows]`: 16 x 16 blocks
-    /// transposed in registers, the rest one value at a time.
+    /// transposed in registers, the rest one value at a time. Writes every value of `to` once
+    /// and reads none, so `to` may be uninitialised.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; `from` and `to` hold `rows cols` values.
+    /// The CPU has AVX-512F; `to` is valid for `rows cols` writes.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transpose(from: &[f32], rows: usize, cols: usize, to: &mut [f32]) {
-        assert!(from.len() >= rows * cols && to.len() >= rows * cols);
+    pub(super) unsafe fn transpose(from: &[f32], rows: usize, cols: usize, to: *mut f32) {
+        assert!(from.len() >= rows * cols);
         let (whole_rows, whole_cols) = (rows / LANES * LANES, cols / LANES * LANES);
         for r0 in (0..whole_rows).step_by(LANES) {
             for c0 in (0..whole_cols).step_by(LANES) {
                 let block: [__m512; LANES] =
                     std::array::from_fn(|j| _mm512_loadu_ps(from.as_ptr().add((r0 + j) * cols + c0)));
                 for (l, col) in transpose16(block).iter().enumerate() {
-                    _mm512_storeu_ps(to.as_mut_ptr().add((c0 + l) * rows + r0), *col);
+                    _mm512_storeu_ps(to.add((c0 + l) * rows + r0), *col);
                 }
             }
         }
         for r in 0..rows {
             let cs = if r < whole_rows { whole_cols..cols } else { 0..cols };
             for c in cs {
-                to[c * rows + r] = from[r * cols + c];
+                to.add(c * rows + r).write(from[r * cols + c]);
             }
         }
-    }
-
-    /// `yo[l, p] = acc[p, l]` for `acc` `[hw, n]` and `yo` `[n, hw]`.
-    ///
-    /// # Safety
-    /// As [`transpose`].
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transpose_out(acc: &[f32], n: usize, hw: usize, yo: &mut [f32]) {
-        transpose(acc, hw, n, yo)
     }
 
     /// One weight-gradient tile: `n` input channels from `i0` (at most [`super::max_px`]`(OV)`)
@@ -644,10 +662,7 @@ mod kernel {
     ) {
         unreachable!("the direct convolution is taken only on x86-64 with AVX-512 (`applies`)")
     }
-    pub(super) unsafe fn transpose_out(_acc: &[f32], _n: usize, _hw: usize, _yo: &mut [f32]) {
-        unreachable!("the direct convolution is taken only on x86-64 with AVX-512 (`applies`)")
-    }
-    pub(super) unsafe fn transpose(_from: &[f32], _rows: usize, _cols: usize, _to: &mut [f32]) {
+    pub(super) unsafe fn transpose(_from: &[f32], _rows: usize, _cols: usize, _to: *mut f32) {
         unreachable!("the direct convolution is taken only on x86-64 with AVX-512 (`applies`)")
     }
     #[allow(clippy::too_many_arguments)]
@@ -672,18 +687,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transpose_out_transposes_whole_blocks_and_the_tail() {
+    fn transpose_transposes_whole_blocks_and_the_rest() {
         if !has_avx512() {
             return;
         }
-        for (n, hw) in [(16, 16), (32, 49), (64, 196), (16, 5)] {
-            let acc: Vec<f32> = (0..n * hw).map(|i| i as f32).collect();
-            let mut yo = vec![-1f32; n * hw];
-            // SAFETY: AVX-512 is present; the sizes match.
-            unsafe { kernel::transpose_out(&acc, n, hw, &mut yo) };
-            for p in 0..hw {
-                for l in 0..n {
-                    assert_eq!(yo[l * hw + p], acc[p * n + l], "n {n} hw {hw} pixel {p} channel {l}");
+        for (rows, cols) in [(16, 16), (49, 32), (196, 64), (5, 16), (32, 196), (17, 23)] {
+            let from: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let mut to = vec![-1f32; rows * cols];
+            // SAFETY: AVX-512 is present; `to` holds rows cols values.
+            unsafe { kernel::transpose(&from, rows, cols, to.as_mut_ptr()) };
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        to[c * rows + r],
+                        from[r * cols + c],
+                        "{rows} x {cols}: row {r} column {c}"
+                    );
                 }
             }
         }
