@@ -257,7 +257,7 @@ fn shapes_and_types_that_do_not_fit_are_errors() {
     assert!(err.contains("f32 and f64"), "{err}");
 }
 
-/// On a CPU with AVX-512, a kernel of 16 inputs and 32 outputs takes the direct passes (all three:
+/// On a CPU with AVX-512 or AVX2 and FMA, a kernel of 16 inputs and 32 outputs takes the direct passes (all three:
 /// the input gradient is a convolution of 32 inputs and 16 outputs; `same_conv/direct.rs`)
 /// and the same kernel with the switch off takes im2col: the two agree within the tolerance of
 /// the comparisons with candle above (1e-5), and differ in the last bits somewhere in each pass
@@ -268,7 +268,9 @@ fn shapes_and_types_that_do_not_fit_are_errors() {
 #[test]
 fn narrow_kernels_take_the_direct_passes() {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
+    if std::is_x86_feature_detected!("avx512f")
+        || (std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+    {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let case = (4, 16, 32, 12, 14, 3, 2);
         let d = case.6;

@@ -37,8 +37,9 @@
 //! contiguous columns; the others keep the weight's own order `(i, u, v)`.
 //!
 //! Narrow layers (16 or 32 outputs, the MNIST recipe's network) run all three CPU passes without
-//! im2col on CPUs with AVX-512 (`same_conv/direct.rs`): the `gemm` crate's kernel does not fit
-//! so few output rows.
+//! im2col on CPUs with AVX-512 or AVX2 and FMA (`same_conv/direct.rs`): the `gemm` crate's
+//! AVX-512 kernel does not fit so few output rows, and on either the copies of im2col are a large
+//! share of the time at these widths.
 //!
 //! A kernel with few outputs against its inputs (the head, 128 -> 3, and so the stem's input
 //! gradient) would need an im2col of every input channel for a product of a few rows. The CPU
