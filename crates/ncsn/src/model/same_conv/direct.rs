@@ -19,7 +19,7 @@
 //! are skipped, and so are the kernel columns that see only padding at all of its pixels; the
 //! tiles are cut by dynamic programming so as to trade wide tiles against skipped columns
 //! ([`row_tiles`]), and the other kernel columns read the image from a copy with zeros at both
-//! ends of every row. The sums are kept pixel by pixel (`[H W, OV 16]`) while the input channels
+//! ends of every row. The sums are kept pixel by pixel (`[H W, OV LANES]`) while the input channels
 //! pass in blocks of 16 and written out through transposes in registers (16 x 16 or 8 x 8).
 //!
 //! The input gradient is the same pass with the flipped kernel (`same_conv.rs`), and the weight
@@ -47,9 +47,10 @@ use super::{plan, Geometry};
 const OUTPUT_BLOCK: usize = 16;
 /// The most pixels per tile (a row of 28 in two tiles).
 const MAX_PX: usize = 14;
-/// Input channels per block of the forward pass: the block's kernel, `k^2 CB OV 16` values (18
-/// KiB for 3x3 and 32 outputs), stays in the L1 cache while every tile of the image passes over
-/// it.
+/// Input channels per block of the forward pass: the block's kernel, `k^2 CB OV LANES` values (18
+/// KiB for 3x3 and 32 outputs with AVX-512, half that with AVX2), stays in the L1 cache while
+/// every tile of the image passes over it. The blocks set the order of the sums, so both
+/// instruction sets use the same.
 const CB: usize = 16;
 /// The fewest input channels for which this path is taken.
 const MIN_INPUTS: usize = 8;
@@ -122,9 +123,9 @@ fn isa() -> Option<Isa> {
     None
 }
 
-/// Up to `max` ([`max_px`]) neighbouring output pixels of a row, `w0 .. w0 + px`, and the kernel columns
-/// `v` that see the image at one of them at least (the others see only padding there and are
-/// skipped; the image is read from a copy padded with zeros at both ends of every row).
+/// Up to `max` ([`max_px`]) neighbouring output pixels of a row, `w0 .. w0 + px`, and the kernel
+/// columns `v` that see the image at one of them at least (the others see only padding there and
+/// are skipped; the image is read from a copy padded with zeros at both ends of every row).
 #[derive(Debug, Clone, PartialEq)]
 struct Tile {
     w0: usize,
