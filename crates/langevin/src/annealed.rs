@@ -4,13 +4,18 @@
 //! x_0 ~ uniform (or any start)
 //! for i = 1..=L:                                  # sigma_1 > ... > sigma_L
 //!     alpha_i = eps * sigma_i^2 / sigma_L^2       # step shrinks with the noise level
-//!     for t = 1..=T:
+//!     for t = 1..=T_i:                            # T_i = T, or T' below a noise level
 //!         x <- x + alpha_i/2 * s(x, sigma_i) + sqrt(alpha_i) * z,   z ~ N(0, I)
 //! optional final denoising:  x <- x + sigma_L^2 * s(x, sigma_L)   (Tweedie's formula)
 //! ```
 //!
 //! Scaling `alpha_i` with `sigma_i^2` keeps the "signal-to-noise ratio"
 //! `alpha_i s / (2 sqrt(alpha_i) z)` of each update independent of the level.
+//!
+//! The paper takes the same `T` at every level. [`LowNoiseSteps`] lets the levels below a noise
+//! level take another number: on images the large levels decide what a chain becomes (which
+//! digit) and the small ones its strokes, so the steps can go where a sampler's budget buys the
+//! most (the book's chapter on images measures it).
 use crate::dynamics::{check_score, StepConvention};
 use crate::error::invalid;
 use crate::trajectory::{Snapshot, Trajectory};
@@ -24,14 +29,26 @@ pub struct AnnealedLangevin {
     pub sigmas: Vec<f64>,
     /// Base step size `eps`; the step at level `i` is `eps * sigma_i^2 / sigma_L^2`.
     pub eps: f64,
-    /// `T`, the number of Langevin steps at each level.
+    /// `T`, the number of Langevin steps at each level (at the levels of `low_noise`, its own).
     pub steps_per_level: usize,
+    /// Another number of steps at the levels below a noise level, if set.
+    pub low_noise: Option<LowNoiseSteps>,
     /// Which update form `eps` refers to (see [`StepConvention`]).
     pub convention: StepConvention,
     /// Apply `x <- x + sigma_L^2 s(x, sigma_L)` after the last level.
     pub final_denoise: bool,
     /// Keep a snapshot every this many steps (counted over all levels), if set.
     pub record_every: Option<usize>,
+}
+
+/// `steps` Langevin steps, instead of `T`, at every level whose noise is below `below`
+/// (`sigma_i < below`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LowNoiseSteps {
+    /// The noise level under which the levels take `steps`.
+    pub below: f64,
+    /// Langevin steps at each of those levels (at least 1).
+    pub steps: usize,
 }
 
 impl AnnealedLangevin {
@@ -42,6 +59,7 @@ impl AnnealedLangevin {
             sigmas,
             eps: 2e-5,
             steps_per_level: 100,
+            low_noise: None,
             convention: StepConvention::Paper,
             final_denoise: false,
             record_every: None,
@@ -52,6 +70,20 @@ impl AnnealedLangevin {
     pub fn step_size(&self, level: usize) -> f64 {
         let last = self.sigmas[self.sigmas.len() - 1];
         self.eps * (self.sigmas[level] / last).powi(2)
+    }
+
+    /// `T_i`, the Langevin steps at level `i` (0-based).
+    pub fn steps_at(&self, level: usize) -> usize {
+        match self.low_noise {
+            Some(low) if self.sigmas[level] < low.below => low.steps,
+            _ => self.steps_per_level,
+        }
+    }
+
+    /// The Langevin steps over all levels, `sum_i T_i` (the network evaluations per chain, less
+    /// the final denoising step's one).
+    pub fn total_steps(&self) -> usize {
+        (0..self.sigmas.len()).map(|i| self.steps_at(i)).sum()
     }
 
     /// Checks the settings; every sampler calls this first.
@@ -73,6 +105,17 @@ impl AnnealedLangevin {
         }
         if self.record_every == Some(0) {
             return Err(invalid("record_every", "expected a positive interval"));
+        }
+        if let Some(low) = self.low_noise {
+            if !(low.below.is_finite() && low.below > 0.0) {
+                return Err(invalid(
+                    "low_noise.below",
+                    format!("expected a finite positive noise level, got {}", low.below),
+                ));
+            }
+            if low.steps == 0 {
+                return Err(invalid("low_noise.steps", "expected at least one step per level"));
+            }
         }
         Ok(())
     }
@@ -183,7 +226,7 @@ where
         let (drift, noise) = config.convention.coefficients(alpha);
         projection.begin_level(level, sigma, rng)?;
         x = projection.project(x)?;
-        for _ in 0..config.steps_per_level {
+        for _ in 0..config.steps_at(level) {
             record(&x, level, global, sigma, &mut snapshots);
             score(&x, level, sigma, &mut s)?;
             check_score(&x, &s)?;
@@ -245,6 +288,52 @@ mod tests {
         // 30 steps recorded every 5 -> 6 snapshots, plus the final one.
         assert_eq!(a.snapshots.len(), 7);
         assert_eq!(a.snapshots[2].level, 1);
+    }
+
+    #[test]
+    fn low_noise_levels_take_their_own_steps() {
+        // Levels 3, 1, 0.5, 0.25 with T = 2 and 5 steps below 0.6: 2 + 2 + 5 + 5 steps, which
+        // the snapshots (one per step, and the final one) count level by level.
+        let mut c = AnnealedLangevin::paper(vec![3.0, 1.0, 0.5, 0.25]);
+        c.eps = 0.05;
+        c.steps_per_level = 2;
+        c.low_noise = Some(LowNoiseSteps { below: 0.6, steps: 5 });
+        c.record_every = Some(1);
+        assert_eq!((0..4).map(|i| c.steps_at(i)).collect::<Vec<_>>(), [2, 2, 5, 5]);
+        assert_eq!(c.total_steps(), 14);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let out = annealed_langevin(Array2::<f64>::zeros((3, 2)), gaussian_score(1.0), &c, &mut rng).unwrap();
+        let per_level: Vec<usize> = (0..4)
+            .map(|l| out.snapshots[..14].iter().filter(|s| s.level == l).count())
+            .collect();
+        assert_eq!(per_level, [2, 2, 5, 5]);
+        assert_eq!(out.snapshots.len(), 15);
+        // A level exactly at `below` keeps T; none below it: the paper's sampler, draw for draw.
+        c.low_noise = Some(LowNoiseSteps { below: 0.25, steps: 5 });
+        assert_eq!(c.total_steps(), 8);
+        let mut paper = c.clone();
+        paper.low_noise = None;
+        let mut r1 = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut r2 = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let x0 = Array2::<f64>::ones((3, 2));
+        let a = annealed_langevin(x0.clone(), gaussian_score(1.0), &c, &mut r1).unwrap();
+        let b = annealed_langevin(x0, gaussian_score(1.0), &paper, &mut r2).unwrap();
+        assert_eq!(a.samples, b.samples);
+    }
+
+    #[test]
+    fn rejects_bad_low_noise_steps() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for (below, steps, key) in [
+            (0.5, 0, "low_noise.steps"),
+            (f64::NAN, 3, "low_noise.below"),
+            (-1.0, 3, "low_noise.below"),
+        ] {
+            let mut c = AnnealedLangevin::paper(vec![1.0, 0.1]);
+            c.low_noise = Some(LowNoiseSteps { below, steps });
+            let e = annealed_langevin(Array2::zeros((2, 2)), gaussian_score(1.0), &c, &mut rng).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! started and a checkpoint of another configuration is refused.
 use std::path::{Path, PathBuf};
 
+use langevin::LowNoiseSteps;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
@@ -183,6 +184,15 @@ settings! {
     /// Langevin steps per noise level T of the run's sampler.
     sample_steps_per_level: usize, help = "Langevin steps per noise level of the run's sampler",
         absent = "defaults::sample_steps_per_level";
+    /// Langevin steps at each level of the run's sampler whose noise is below
+    /// `sample_low_noise_below`, instead of `sample_steps_per_level` (0: no such levels).
+    sample_low_noise_steps: usize,
+        help = "Langevin steps of the run's sampler at the levels below sample_low_noise_below (0: as every level)",
+        absent = "defaults::sample_low_noise_steps";
+    /// The noise level below which the run's sampler takes `sample_low_noise_steps` (0: none).
+    sample_low_noise_below: f64,
+        help = "Noise level below which the run's sampler takes sample_low_noise_steps (0: none)",
+        absent = "defaults::sample_low_noise_below";
     /// End the run's sampler with the denoising step `x + sigma_L^2 s(x, sigma_L)`.
     sample_denoise: bool, help = "End the run's sampler with the denoising step (true/false)",
         absent = "defaults::sample_denoise";
@@ -213,6 +223,12 @@ mod defaults {
     }
     pub fn sample_steps_per_level() -> usize {
         100
+    }
+    pub fn sample_low_noise_steps() -> usize {
+        0
+    }
+    pub fn sample_low_noise_below() -> f64 {
+        0.0
     }
     pub fn sample_denoise() -> bool {
         false
@@ -294,6 +310,8 @@ impl TrainConfig {
             ema_rate: 0.999,
             sample_eps: defaults::sample_eps(),
             sample_steps_per_level: defaults::sample_steps_per_level(),
+            sample_low_noise_steps: defaults::sample_low_noise_steps(),
+            sample_low_noise_below: defaults::sample_low_noise_below(),
             sample_denoise: defaults::sample_denoise(),
             fid_every: defaults::fid_every(),
             fid_samples: defaults::fid_samples(),
@@ -488,6 +506,7 @@ impl TrainConfig {
         unit_interval("ema_rate", self.ema_rate)?;
         positive_f32("sample_eps", self.sample_eps)?;
         at_least_one("sample_steps_per_level", self.sample_steps_per_level)?;
+        self.sample_low_noise()?;
         if self.fid_every > 0 {
             if (self.channels, self.image_size) != (1, 28) {
                 return Err(Error::config(
@@ -513,6 +532,30 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// The run sampler's [`LowNoiseSteps`]: `None` when both keys are 0; an error names the key
+    /// when only one is set or the level is not a finite positive number.
+    pub fn sample_low_noise(&self) -> Result<Option<LowNoiseSteps>> {
+        let (steps, below) = (self.sample_low_noise_steps, self.sample_low_noise_below);
+        if !(below.is_finite() && below >= 0.0) {
+            return Err(Error::config(
+                "sample_low_noise_below",
+                format!("expected a finite noise level, 0 or more, got {below}"),
+            ));
+        }
+        match (steps, below > 0.0) {
+            (0, false) => Ok(None),
+            (0, true) => Err(Error::config(
+                "sample_low_noise_steps",
+                format!("expected at least 1 with sample_low_noise_below = {below}, got 0"),
+            )),
+            (_, false) => Err(Error::config(
+                "sample_low_noise_below",
+                format!("expected a positive noise level with sample_low_noise_steps = {steps}, got 0"),
+            )),
+            (steps, true) => Ok(Some(LowNoiseSteps { below, steps })),
+        }
     }
 
     /// The noise levels `sigma_1 > ... > sigma_L`, geometric.
@@ -652,6 +695,8 @@ pub const RESUMABLE_KEYS: &[&str] = &[
     "test_every",
     "sample_eps",
     "sample_steps_per_level",
+    "sample_low_noise_steps",
+    "sample_low_noise_below",
     "sample_denoise",
     "fid_every",
     "fid_samples",
@@ -794,6 +839,8 @@ mod tests {
             ema_rate: 0.9,
             sample_eps: 3e-5,
             sample_steps_per_level: 7,
+            sample_low_noise_steps: 3,
+            sample_low_noise_below: 0.25,
             sample_denoise: true,
             fid_every: 0,
             fid_samples: 100,
@@ -813,6 +860,36 @@ mod tests {
         all.name = "flags".into();
         let flags: Overrides = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();
         assert_eq!(TrainConfig::resolve(&Overrides::default(), &flags).unwrap(), all);
+    }
+
+    #[test]
+    fn low_noise_steps_need_both_keys() {
+        let base = TrainConfig::mnist();
+        assert_eq!(base.sample_low_noise().unwrap(), None);
+        let both = TrainConfig {
+            sample_low_noise_steps: 3,
+            sample_low_noise_below: 0.3,
+            ..base.clone()
+        };
+        both.validate().unwrap();
+        assert_eq!(
+            both.sample_low_noise().unwrap(),
+            Some(LowNoiseSteps { below: 0.3, steps: 3 })
+        );
+        for (steps, below, key) in [
+            (3, 0.0, "`sample_low_noise_below`"),
+            (0, 0.3, "`sample_low_noise_steps`"),
+            (3, -0.1, "`sample_low_noise_below`"),
+            (3, f64::INFINITY, "`sample_low_noise_below`"),
+        ] {
+            let one = TrainConfig {
+                sample_low_noise_steps: steps,
+                sample_low_noise_below: below,
+                ..base.clone()
+            };
+            let err = one.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{steps} {below}: {err}");
+        }
     }
 
     #[test]
@@ -843,6 +920,8 @@ mod tests {
         for key in [
             "sample_eps",
             "sample_steps_per_level",
+            "sample_low_noise_steps",
+            "sample_low_noise_below",
             "sample_denoise",
             "fid_every",
             "fid_samples",

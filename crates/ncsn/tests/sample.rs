@@ -132,6 +132,53 @@ fn snapshots_every_k_steps_joined_over_batches() {
 }
 
 #[test]
+fn low_noise_levels_take_their_own_steps() {
+    let model = tiny_model(4);
+    let sigmas = sigmas(); // 1, 0.215, 0.046, 0.01
+    let config = SampleConfig {
+        snapshot_every: Some(1),
+        denoise: true,
+        steps_per_level: 2,
+        low_noise: Some(langevin::LowNoiseSteps { below: 0.1, steps: 5 }),
+        ..quick(3, 2, 0)
+    };
+    assert_eq!(config.evaluations(&sigmas), 2 + 2 + 5 + 5 + 1);
+    let out = sample(&model, &sigmas, &config, &Device::Cpu, Progress::Quiet).unwrap();
+    let per_level: Vec<usize> = (0..4)
+        .map(|l| out.snapshots[..14].iter().filter(|s| s.level == l).count())
+        .collect();
+    assert_eq!(per_level, [2, 2, 5, 5]);
+    assert_eq!(out.snapshots.len(), 15);
+    // A threshold under every level is the plain sampler, draw for draw.
+    let none_below = SampleConfig {
+        snapshot_every: None,
+        low_noise: Some(langevin::LowNoiseSteps { below: 0.005, steps: 5 }),
+        ..config.clone()
+    };
+    let plain = SampleConfig {
+        low_noise: None,
+        ..none_below.clone()
+    };
+    let run = |c: &SampleConfig| {
+        values(
+            &sample(&model, &sigmas, c, &Device::Cpu, Progress::Quiet)
+                .unwrap()
+                .samples,
+        )
+    };
+    assert_eq!(run(&none_below), run(&plain));
+    assert_ne!(run(&config), run(&plain));
+    let zero = SampleConfig {
+        low_noise: Some(langevin::LowNoiseSteps { below: 0.1, steps: 0 }),
+        ..plain
+    };
+    let err = sample(&model, &sigmas, &zero, &Device::Cpu, Progress::Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`low_noise_steps`"), "{err}");
+}
+
+#[test]
 fn the_score_is_the_network_at_the_level_index() {
     let model = tiny_model(5);
     let x = Tensor::rand(0f32, 1f32, (3, 1, 8, 8), &Device::Cpu).unwrap();

@@ -81,6 +81,69 @@ fn sample_writes_grid_tensors_snapshots_and_gif_reproducibly() {
 }
 
 #[test]
+fn the_low_noise_levels_take_the_runs_steps_or_the_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    common::write_idx(&dir.join("digits.gz"), 20, 16, true);
+    // Levels 1, 0.368, 0.136, 0.05: the last two below 0.2 take 3 steps each, the others 1.
+    let config = ncsn::TrainConfig {
+        steps: 1,
+        snapshot_every: 1,
+        sample_steps_per_level: 1,
+        sample_low_noise_steps: 3,
+        sample_low_noise_below: 0.2,
+        ..common::tiny_config(&dir.join("digits.gz"))
+    };
+    let options = RunOptions {
+        out_dir: dir.join("run"),
+        progress: Progress::Quiet,
+    };
+    train_new(config, &Device::Cpu, &options).unwrap();
+    let snapshots = |out: &str| std::fs::read_dir(dir.join(out).join("snapshots")).unwrap().count();
+    let base = [
+        "sample",
+        "--checkpoint",
+        "run",
+        "--n",
+        "2",
+        "--batch-size",
+        "2",
+        "--snapshots",
+        "1",
+    ];
+    // The run's sampler: 1 + 1 + 3 + 3 steps, a snapshot before each and one at the end.
+    let mut args = base.to_vec();
+    args.extend(["--out", "run-sampler"]);
+    let out = ncsn(&args, dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 step per level (3 below sigma 0.2)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("8 network evaluations per chain"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshots("run-sampler"), 9);
+    // The flags replace the run's: 2 steps below 0.5 (the last three levels).
+    let mut args = base.to_vec();
+    args.extend(["--out", "flags", "--low-noise-steps", "2", "--low-noise-below", "0.5"]);
+    let out = ncsn(&args, dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(snapshots("flags"), 1 + 2 + 2 + 2 + 1);
+    // One flag without the other is refused before anything runs.
+    let mut args = base.to_vec();
+    args.extend(["--out", "half", "--low-noise-steps", "2"]);
+    assert_clean_error(&ncsn(&args, dir), &["--low-noise-below"]);
+    assert!(!dir.join("half").exists());
+    let mut args = base.to_vec();
+    args.extend(["--out", "zero", "--low-noise-steps", "0", "--low-noise-below", "0.5"]);
+    assert_clean_error(&ncsn(&args, dir), &["low_noise_steps"]);
+}
+
+#[test]
 fn inpaint_writes_the_figure_from_a_dataset_or_image_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use clap::Args;
 use image::RgbImage;
-use langevin::{Snapshot, StepConvention};
+use langevin::{LowNoiseSteps, Snapshot, StepConvention};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{prepare_output_dir, write_safetensors};
@@ -63,6 +63,14 @@ pub struct ChainArgs {
     /// paper's, for a weights file]
     #[arg(long)]
     pub steps_per_level: Option<usize>,
+    /// Langevin steps at each level whose noise is below --low-noise-below, instead of T (both
+    /// flags together) [default: the run's sample_low_noise_steps; none for a weights file]
+    #[arg(long, value_name = "N", requires = "low_noise_below")]
+    pub low_noise_steps: Option<usize>,
+    /// The noise level below which the levels take --low-noise-steps [default: the run's
+    /// sample_low_noise_below]
+    #[arg(long, value_name = "SIGMA", requires = "low_noise_steps")]
+    pub low_noise_below: Option<f64>,
     /// Update form that eps refers to: `paper` (x + eps_i/2 s + sqrt(eps_i) z) or `reference`
     /// (the reference code's x + eps_i s + sqrt(2 eps_i) z)
     #[arg(long, default_value = "paper")]
@@ -108,6 +116,11 @@ impl ChainArgs {
                 .steps_per_level
                 .or(run.map(|r| r.sample_steps_per_level))
                 .unwrap_or(paper.steps_per_level),
+            low_noise: match (self.low_noise_steps, self.low_noise_below, run) {
+                (Some(steps), Some(below), _) => Some(LowNoiseSteps { below, steps }),
+                (_, _, Some(run)) => run.sample_low_noise()?,
+                _ => None,
+            },
             convention,
             denoise: self.denoise || run.is_some_and(|r| r.sample_denoise),
             snapshot_every: self.snapshots,
@@ -227,7 +240,8 @@ fn check_sizes(
 ) -> Result<()> {
     let figure_need =
         |rows, columns, what| crate::limits::figure_need(rows, columns, model.image_size, scale, what, "n");
-    let total = model.num_classes.saturating_mul(config.steps_per_level);
+    let most_steps = config.low_noise.map_or(0, |low| low.steps).max(config.steps_per_level);
+    let total = model.num_classes.saturating_mul(most_steps);
     let snapshots = config.snapshot_every.map_or(0, |k| total / k + 2);
     let mut needs = crate::limits::sampling_needs(model, config.n, config.batch_size, snapshots);
     let (rows, columns) = figure;
@@ -319,11 +333,11 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
     let out = out_dir(&args.model, &args.chain, "samples");
     prepare_output_dir(&out, "out")?;
     eprintln!(
-        "ncsn sample: {} images from {}, {} levels x {} steps, eps {} ({} form){}",
+        "ncsn sample: {} images from {}, {} levels, {}, eps {} ({} form){}",
         config.n,
         describe(&loaded, weights, &args.model),
         loaded.sigmas.len(),
-        config.steps_per_level,
+        config.steps_text(),
         config.eps,
         args.chain.step_convention,
         if config.denoise { ", final denoising" } else { "" }
@@ -341,7 +355,7 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
     eprintln!(
         "wrote {} ({} network evaluations per chain in {seconds:.1} s)",
         out.join("samples.png").display(),
-        loaded.sigmas.len() * config.steps_per_level + usize::from(config.denoise)
+        config.evaluations(&loaded.sigmas)
     );
     if let Some(fid) = fid {
         // What drew the samples, so that fid.json alone says what it measured.
@@ -354,6 +368,8 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
             "sigma_last": loaded.sigmas.last(),
             "eps": config.eps,
             "steps_per_level": config.steps_per_level,
+            "low_noise_steps": config.low_noise.map(|low| low.steps),
+            "low_noise_below": config.low_noise.map(|low| low.below),
             "step_convention": args.chain.step_convention.to_string(),
             "denoise": config.denoise,
             "seed": config.seed,
@@ -485,7 +501,7 @@ impl FidSetup {
 
 /// A snapshot's caption: its step and noise level.
 fn snapshot_label(s: &Snapshot<Tensor>, sigmas: &[f64], config: &SampleConfig) -> String {
-    let total = sigmas.len() * config.steps_per_level;
+    let total = config.annealed(sigmas).total_steps();
     if s.step >= total {
         format!("end{}", if config.denoise { " (denoised)" } else { "" })
     } else {
@@ -513,15 +529,15 @@ fn write_snapshots(
     let dir = out.join("snapshots");
     let mut overview = Figure {
         title: format!(
-            "Annealed Langevin: {} levels x {} steps, rows every {} steps",
+            "Annealed Langevin: {} levels, {}, rows every {} steps",
             sigmas.len(),
-            config.steps_per_level,
+            config.steps_text(),
             config.snapshot_every.unwrap_or(0)
         ),
         ..Figure::default()
     };
     let mut frames = Vec::with_capacity(snapshots.len());
-    let total = sigmas.len() * config.steps_per_level;
+    let total = config.annealed(sigmas).total_steps();
     for s in snapshots {
         let label = snapshot_label(s, sigmas, config);
         save_png(&grid(&s.x, scale)?, &dir.join(format!("step-{:06}.png", s.step)))?;
@@ -633,7 +649,7 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
         completions,
         args.per_image,
         args.chain.scale,
-        format!("Inpainting ({}), {} steps per level", args.mask, config.steps_per_level),
+        format!("Inpainting ({}), {}", args.mask, config.steps_text()),
     )?;
     save_png(&figure.render()?, &out.join("inpainting.png"))?;
     save_tensors(

@@ -21,7 +21,8 @@ use std::cell::Cell;
 use candle_core::{DType, Device, Tensor};
 use indicatif::ProgressBar;
 use langevin::{
-    sample_annealed, AnnealedLangevin, NoiseConditionalScore, Projection, Snapshot, StepConvention, Trajectory,
+    sample_annealed, AnnealedLangevin, LowNoiseSteps, NoiseConditionalScore, Projection, Snapshot, StepConvention,
+    Trajectory,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -42,6 +43,9 @@ pub struct SampleConfig {
     pub eps: f64,
     /// `T`, Langevin steps per noise level.
     pub steps_per_level: usize,
+    /// Another number of steps at the levels below a noise level (`--low-noise-steps`,
+    /// `--low-noise-below`), if set.
+    pub low_noise: Option<LowNoiseSteps>,
     /// Which update form `eps` refers to.
     pub convention: StepConvention,
     /// Apply the final denoising step `x <- x + sigma_L^2 s(x, sigma_L)`.
@@ -58,6 +62,7 @@ impl Default for SampleConfig {
             seed: 0,
             eps: 2e-5,
             steps_per_level: 100,
+            low_noise: None,
             convention: StepConvention::Paper,
             denoise: false,
             snapshot_every: None,
@@ -72,10 +77,28 @@ impl SampleConfig {
             sigmas: sigmas.to_vec(),
             eps: self.eps,
             steps_per_level: self.steps_per_level,
+            low_noise: self.low_noise,
             convention: self.convention,
             final_denoise: self.denoise,
             record_every: self.snapshot_every,
         }
+    }
+
+    /// `T` in words, with the low noise levels' steps where they differ: `3 steps per level`, or
+    /// `1 step per level (3 below sigma 0.3)`.
+    pub fn steps_text(&self) -> String {
+        let t = self.steps_per_level;
+        let text = format!("{t} step{} per level", if t == 1 { "" } else { "s" });
+        match self.low_noise {
+            Some(low) => format!("{text} ({} below sigma {})", low.steps, low.below),
+            None => text,
+        }
+    }
+
+    /// Network evaluations per chain at noise levels `sigmas`: every Langevin step and the final
+    /// denoising step.
+    pub fn evaluations(&self, sigmas: &[f64]) -> usize {
+        self.annealed(sigmas).total_steps() + usize::from(self.denoise)
     }
 
     /// Checks the counts; the error names the flag.
@@ -97,6 +120,17 @@ impl SampleConfig {
         }
         if self.snapshot_every == Some(0) {
             return Err(Error::config("snapshots", "expected a positive number of steps, got 0"));
+        }
+        if let Some(low) = self.low_noise {
+            if low.steps == 0 {
+                return Err(Error::config("low_noise_steps", "expected at least 1, got 0"));
+            }
+            if !(low.below.is_finite() && low.below > 0.0) {
+                return Err(Error::config(
+                    "low_noise_below",
+                    format!("expected a finite positive noise level, got {}", low.below),
+                ));
+            }
         }
         Ok(())
     }

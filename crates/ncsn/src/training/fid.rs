@@ -1,5 +1,6 @@
 //! Sample quality during training (`fid_every`): every N steps, draw `fid_samples` images with
-//! the run's sampler (`sample_eps`, `sample_steps_per_level`, `sample_denoise`) from the weights
+//! the run's sampler (`sample_eps`, `sample_steps_per_level`, `sample_low_noise_*`,
+//! `sample_denoise`) from the weights
 //! `ncsn sample` would use (the EMA when the run keeps one), and log their FID against the
 //! training images in the MNIST classifier's features, so that a run shows its quality over
 //! time and not only its loss; the first samples of each evaluation are kept as a picture
@@ -62,6 +63,7 @@ impl FidProbe {
             seed: config.seed.wrapping_add(FID_STREAM),
             eps: config.sample_eps,
             steps_per_level: config.sample_steps_per_level,
+            low_noise: config.sample_low_noise()?,
             convention: StepConvention::Paper,
             denoise: config.sample_denoise,
             snapshot_every: None,
