@@ -13,9 +13,8 @@
 //! `alpha_i s / (2 sqrt(alpha_i) z)` of each update independent of the level.
 //!
 //! The paper takes the same `T` at every level. [`LowNoiseSteps`] lets the levels below a noise
-//! level take another number: on images the large levels decide what a chain becomes (which
-//! digit) and the small ones its strokes, so the steps can go where a sampler's budget buys the
-//! most (the book's chapter on images measures it).
+//! level take another number, so that a budget of score evaluations can be spent unevenly over
+//! the levels (the book's chapter on images measures what that does on MNIST).
 use crate::dynamics::{check_score, StepConvention};
 use crate::error::invalid;
 use crate::trajectory::{Snapshot, Trajectory};
