@@ -225,7 +225,7 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
     let without = digits_run(dir, "without", 0);
     let losses = |rows: &[ncsn::training::log::LogRow]| -> Vec<f64> {
         rows.iter()
-            .filter(|r| r.split != ncsn::training::log::Split::Fid)
+            .filter(|r| !r.split.is_sample_measure())
             .map(|r| r.loss)
             .collect()
     };
@@ -245,8 +245,39 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
         "{:?}",
         fid_rows[0]
     );
+    // With the FID, what the classifier says of the same samples: the share it is sure of, and
+    // the share of each of the 10 digits, which sum to 1 (each is a count over 70 samples: the
+    // sum is exact to a few units in the last place).
+    let measured = |split| {
+        with.rows
+            .iter()
+            .filter(|r| r.split == split)
+            .map(|r| (r.step, r.loss))
+            .collect::<Vec<_>>()
+    };
+    let sure = measured(ncsn::training::log::Split::Sure);
+    assert!(
+        sure.len() == 1 && sure[0].0 == 2 && (0.0..=1.0).contains(&sure[0].1),
+        "{sure:?}"
+    );
+    let shares: Vec<f64> = (0..10)
+        .map(|k| {
+            let rows = measured(ncsn::training::log::Split::Class(k));
+            assert_eq!(rows.len(), 1, "class {k}: {rows:?}");
+            let share = rows[0].1;
+            assert!(
+                (share * 70.0 - (share * 70.0).round()).abs() < 1e-9,
+                "{share}: not a count over 70"
+            );
+            share
+        })
+        .collect();
+    assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{shares:?}");
+    assert!(measured(ncsn::training::log::Split::Class(10)).is_empty());
     let csv = std::fs::read_to_string(dir.join("with/loss.csv")).unwrap();
-    assert!(csv.lines().any(|l| l.starts_with("2,fid,")), "{csv}");
+    for start in ["2,fid,", "2,sure,", "2,class_0,", "2,class_9,"] {
+        assert!(csv.lines().any(|l| l.starts_with(start)), "{start}: {csv}");
+    }
     let picture = image::open(dir.join("with/fid-samples/step-000002.png")).unwrap();
     // 64 of the 70 samples: 8 x 8 tiles of 56x56 pixels (28 x scale 2) with 2-pixel gaps.
     assert_eq!((picture.width(), picture.height()), (2 + 8 * 58, 2 + 8 * 58));

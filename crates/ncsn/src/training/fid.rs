@@ -2,9 +2,11 @@
 //! the run's sampler (`sample_eps`, `sample_steps_per_level`, `sample_low_noise_*`,
 //! `sample_denoise`) from the weights
 //! `ncsn sample` would use (the EMA when the run keeps one), and log their FID against the
-//! training images in the MNIST classifier's features, so that a run shows its quality over
-//! time and not only its loss; the first samples of each evaluation are kept as a picture
-//! (`fid-samples/step-<k>.png` in the run folder).
+//! training images in the MNIST classifier's features, the share of them the classifier is sure
+//! of and the share of each class, so that a run shows its quality over time and not only its
+//! loss (a network that favours one class shows it here long before its final samples); the first
+//! samples of each evaluation are kept as a picture (`fid-samples/step-<k>.png` in the run
+//! folder).
 //!
 //! The chains draw from their own seeded stream, the same at every evaluation (so the curve
 //! follows the model, not the noise), and never from the training generator: a run with
@@ -42,8 +44,30 @@ pub struct FidPoint {
     pub fid: f64,
     /// Share of samples whose top-class probability is at least `quality::classes::CONFIDENT_THRESHOLD`.
     pub confident_share: f64,
+    /// Share of samples in each class (the classifier's most probable one); sums to 1.
+    pub class_shares: Vec<f64>,
     /// The first samples, `(n, C, H, W)`, unclamped.
     pub shown: candle_core::Tensor,
+}
+
+impl FidPoint {
+    /// The smallest and largest class shares, and which class is largest:
+    /// `classes 5.2% to 16.8% (most: 9)`.
+    pub fn class_range(&self) -> String {
+        let (mut small, mut large) = (0, 0);
+        for (k, &share) in self.class_shares.iter().enumerate() {
+            if share < self.class_shares[small] {
+                small = k;
+            }
+            if share > self.class_shares[large] {
+                large = k;
+            }
+        }
+        match (self.class_shares.get(small), self.class_shares.get(large)) {
+            (Some(lo), Some(hi)) => format!("classes {:.1}% to {:.1}% (most: {large})", 100.0 * lo, 100.0 * hi),
+            _ => "no classes".into(),
+        }
+    }
 }
 
 impl FidProbe {
@@ -95,6 +119,7 @@ impl FidProbe {
         Ok(FidPoint {
             fid,
             confident_share: classes.confident_share(quality::classes::CONFIDENT_THRESHOLD),
+            class_shares: classes.shares(),
             shown: samples.narrow(0, 0, samples.dim(0)?.min(SHOWN))?,
         })
     }

@@ -1,11 +1,16 @@
 //! The training log: one CSV row per logged step, for the training loss (mean since the
-//! previous row) and the test loss (one test batch), overall and per noise level, and with
-//! `fid_every` the FID of samples (split `fid`: the `loss` column holds the FID).
+//! previous row) and the test loss (one test batch), overall and per noise level. With
+//! `fid_every`, each evaluation of samples adds rows whose `loss` column holds what was measured:
+//! the FID (split `fid`), the share of samples the MNIST classifier is sure of (`sure`), and the
+//! share of samples in each class (`class_0`, `class_1`, ...).
 //!
 //! ```text
 //! step,split,loss,images_per_s,loss_sigma=1.0000,...,loss_sigma=0.0100
 //! 25,train,0.8123,41.7,0.95,...,0.61
 //! 100,test,0.7012,,0.88,,...
+//! 100,fid,312.1,,,,...
+//! 100,sure,0.29,,,,...
+//! 100,class_0,0.104,,,,...
 //! ```
 //!
 //! Rows are appended as training goes; on resume, rows after the checkpoint's step (and a
@@ -25,15 +30,37 @@ pub enum Split {
     Test,
     /// The FID of samples against the training images (`fid_every`), in the `loss` column.
     Fid,
+    /// The share of those samples whose top class probability under the MNIST classifier is at
+    /// least `quality::classes::CONFIDENT_THRESHOLD` (the classifier is sure of them).
+    Sure,
+    /// The share of those samples that the classifier puts in class `k` (its most probable one).
+    Class(u8),
 }
 
 impl Split {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            Split::Train => "train",
-            Split::Test => "test",
-            Split::Fid => "fid",
+            Split::Train => "train".into(),
+            Split::Test => "test".into(),
+            Split::Fid => "fid".into(),
+            Split::Sure => "sure".into(),
+            Split::Class(k) => format!("class_{k}"),
         }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "train" => Split::Train,
+            "test" => Split::Test,
+            "fid" => Split::Fid,
+            "sure" => Split::Sure,
+            other => Split::Class(other.strip_prefix("class_")?.parse().ok()?),
+        })
+    }
+
+    /// Whether the row measures samples (`fid_every`) rather than the loss on a batch.
+    pub fn is_sample_measure(self) -> bool {
+        matches!(self, Split::Fid | Split::Sure | Split::Class(_))
     }
 }
 
@@ -57,7 +84,7 @@ impl LogRow {
         let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
         let mut cells = vec![
             self.step.to_string(),
-            self.split.name().to_string(),
+            self.split.name(),
             self.loss.to_string(),
             self.images_per_s.map(|x| format!("{x:.2}")).unwrap_or_default(),
         ];
@@ -79,12 +106,7 @@ impl LogRow {
         };
         Some(Self {
             step: cells[0].parse().ok()?,
-            split: match cells[1] {
-                "train" => Split::Train,
-                "test" => Split::Test,
-                "fid" => Split::Fid,
-                _ => return None,
-            },
+            split: Split::parse(cells[1])?,
             loss: cells[2].parse().ok()?,
             images_per_s: opt(cells[3])?,
             per_level: cells[4..].iter().map(|s| opt(s)).collect::<Option<Vec<_>>>()?,
@@ -210,6 +232,9 @@ mod tests {
             (20, Split::Train),
             (20, Split::Test),
             (20, Split::Fid),
+            (20, Split::Sure),
+            (20, Split::Class(0)),
+            (20, Split::Class(9)),
             (30, Split::Train),
         ] {
             log.push(row(s, split, 0.1 + s as f64 / 7.0)).unwrap();
@@ -222,9 +247,10 @@ mod tests {
             .write_all(b"40,tra")
             .unwrap();
         let resumed = LossLog::resume(&path, &sigmas, 20).unwrap();
-        assert_eq!(resumed.rows(), &log.rows()[..4], "values parse back exactly");
+        assert_eq!(resumed.rows(), &log.rows()[..7], "values parse back exactly");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 5, "{text}");
+        assert_eq!(text.lines().count(), 8, "{text}");
+        assert!(text.contains("\n20,sure,") && text.contains("\n20,class_9,"), "{text}");
         assert!(text.starts_with("step,split,loss,images_per_s,loss_sigma=1.0000,loss_sigma=0.1000\n"));
         let err = LossLog::resume(&path, &[2.0, 0.1], 20).unwrap_err().to_string();
         assert!(err.contains("loss.csv"), "{err}");

@@ -555,7 +555,10 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
     let started = Instant::now();
     let mut interval_start = Instant::now();
     let mut interval_images = 0usize;
+    // Time spent measuring samples (`fid_every`) since `interval_start`: not training time.
+    let mut interval_measuring = Duration::ZERO;
     let mut last_rate = 0.0;
+    let mut measure_seconds = 0.0; // the last evaluation's, for the time left
     let mut checkpoint = dir.join(checkpoint::CHECKPOINT_JSON);
     let fid_every = trainer.config().fid_every;
     let probe = if fid_every > 0 && start_step < total {
@@ -577,11 +580,19 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
         // resumed leaves no trace in the log.
         let log_now = step.is_multiple_of(trainer.config().log_every);
         if log_now {
-            let rate = interval_images as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
+            let training = interval_start.elapsed().saturating_sub(interval_measuring);
+            let rate = interval_images as f64 / training.as_secs_f64().max(1e-9);
             let (mean, per_level) = trainer.take_train_loss();
             bar.set_message(format!("loss {mean:.4} | {rate:.1} img/s"));
-            // Time left at the current rate: the remaining steps' images over images per second.
-            let left = (total - step) as f64 * trainer.train.batch_size() as f64 / rate.max(1e-9);
+            // Time left at the current rate: the remaining steps' images over images per second,
+            // and the evaluations still to come at the last one's time.
+            let evaluations_left = if probe.is_some() {
+                total / fid_every - step / fid_every
+            } else {
+                0
+            };
+            let left = (total - step) as f64 * trainer.train.batch_size() as f64 / rate.max(1e-9)
+                + evaluations_left as f64 * measure_seconds;
             say(format!(
                 "step {step:>7}/{total}  train loss {mean:.5}  {rate:.1} img/s  eta {}",
                 clock(left)
@@ -595,6 +606,7 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
             })?;
             interval_start = Instant::now();
             interval_images = 0;
+            interval_measuring = Duration::ZERO;
             last_rate = rate;
         } else if options.progress == Progress::Bar {
             bar.set_message(format!("loss {loss:.4} | {last_rate:.1} img/s"));
@@ -614,21 +626,38 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
         }
         if let Some(probe) = probe.as_ref().filter(|_| step.is_multiple_of(fid_every)) {
             // A failed measurement (e.g. chains that diverged this early) is a warning: training goes on.
-            match probe.evaluate(trainer) {
+            let measuring = Instant::now();
+            let evaluated = probe.evaluate(trainer);
+            let took = measuring.elapsed();
+            interval_measuring += took;
+            measure_seconds = took.as_secs_f64();
+            match evaluated {
                 Ok(point) => {
                     announce(format!(
-                        "step {step:>7}  FID {:.3} ({} samples, {:.0}% confident digits)",
+                        "step {step:>7}  FID {:.3} ({} samples, {:.0}% confident digits, {})",
                         point.fid,
                         trainer.config().fid_samples,
-                        100.0 * point.confident_share
+                        100.0 * point.confident_share,
+                        point.class_range()
                     ));
-                    log.push(LogRow {
-                        step,
-                        split: Split::Fid,
-                        loss: point.fid,
-                        images_per_s: None,
-                        per_level: vec![None; levels],
-                    })?;
+                    let measures = [(Split::Fid, point.fid), (Split::Sure, point.confident_share)]
+                        .into_iter()
+                        .chain(
+                            point
+                                .class_shares
+                                .iter()
+                                .enumerate()
+                                .map(|(k, &share)| (Split::Class(k as u8), share)),
+                        );
+                    for (split, value) in measures {
+                        log.push(LogRow {
+                            step,
+                            split,
+                            loss: value,
+                            images_per_s: None,
+                            per_level: vec![None; levels],
+                        })?;
+                    }
                     plot_or_warn(log.rows(), trainer.sigmas(), &title, &dir.join(LOSS_PNG), &announce);
                     if let Err(e) = save_fid_samples(&point.shown, &dir, step) {
                         announce(format!(
