@@ -34,7 +34,7 @@ pub enum Split {
     /// least `quality::classes::CONFIDENT_THRESHOLD` (the classifier is sure of them).
     Sure,
     /// The share of those samples that the classifier puts in class `k` (its most probable one).
-    Class(u8),
+    Class(usize),
 }
 
 impl Split {

@@ -647,7 +647,7 @@ pub fn run(trainer: &mut Trainer, log: &mut LossLog, options: &RunOptions) -> Re
                                 .class_shares
                                 .iter()
                                 .enumerate()
-                                .map(|(k, &share)| (Split::Class(k as u8), share)),
+                                .map(|(k, &share)| (Split::Class(k), share)),
                         );
                     for (split, value) in measures {
                         log.push(LogRow {

@@ -258,7 +258,7 @@ struct ClassExtremes {
     step: f64,
     smallest: f64,
     largest: f64,
-    largest_class: u8,
+    largest_class: usize,
 }
 
 /// The `class_<k>` rows of each logged step, reduced to their extremes, in step order.
