@@ -5,7 +5,7 @@
 
 use crate::{Error, Result};
 
-/// The top probability above which [`ClassSummary::confident`] counts a sample as confidently
+/// The top probability from which [`ClassSummary::confident`] counts a sample as confidently
 /// classified.
 pub const CONFIDENT_THRESHOLD: f64 = 0.9;
 
@@ -84,12 +84,13 @@ impl ClassSummary {
         (0..self.classes()).filter(|&c| self.histogram[c] == 0).collect()
     }
 
-    /// How many samples have a top probability above `threshold` (strictly).
+    /// How many samples have a top probability of `threshold` or more (the book's bound reads
+    /// "top-class probability 0.9 or more").
     pub fn confident_count(&self, threshold: f64) -> usize {
-        self.top_probabilities.iter().filter(|&&p| p > threshold).count()
+        self.top_probabilities.iter().filter(|&&p| p >= threshold).count()
     }
 
-    /// The fraction of samples with a top probability above `threshold`.
+    /// The fraction of samples with a top probability of `threshold` or more.
     pub fn confident_share(&self, threshold: f64) -> f64 {
         self.confident_count(threshold) as f64 / self.count() as f64
     }
@@ -131,6 +132,10 @@ mod tests {
         assert_eq!(s.confident(), 2);
         assert_eq!(s.confident_share(0.9), 0.5);
         assert_eq!(s.confident_count(0.4), 4);
+        // The threshold itself counts: a tie of two classes has a top probability of exactly 1/2.
+        let tie = ClassSummary::from_logits(&[0.0, 0.0], 2).unwrap();
+        assert_eq!(tie.top_probabilities, [0.5]);
+        assert_eq!((tie.confident_count(0.5), tie.confident_count(0.5 + 1e-12)), (1, 0));
     }
 
     #[test]
