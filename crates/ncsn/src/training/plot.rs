@@ -37,16 +37,15 @@ fn draw(buf: &mut [u8], rows: &[LogRow], sigmas: &[f64], title: &str) -> DrawRes
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 22))?;
     let (left, right) = root.split_horizontally(SIZE.0 / 2);
-    let fid: Vec<(f64, f64)> = rows
-        .iter()
-        .filter(|r| r.split == Split::Fid && r.loss.is_finite())
-        .map(|r| (r.step as f64, r.loss))
-        .collect();
-    let sure: Vec<(f64, f64)> = rows
-        .iter()
-        .filter(|r| r.split == Split::Sure && r.loss.is_finite())
-        .map(|r| (r.step as f64, r.loss))
-        .collect();
+    // One logged quantity against the step.
+    let series = |split: Split| -> Vec<(f64, f64)> {
+        rows.iter()
+            .filter(|r| r.split == split && r.loss.is_finite())
+            .map(|r| (r.step as f64, r.loss))
+            .collect()
+    };
+    let fid = series(Split::Fid);
+    let sure = series(Split::Sure);
     let classes = class_extremes(rows);
     let (left, fid_area, class_area) = if fid.is_empty() {
         (left, None, None)
@@ -62,12 +61,6 @@ fn draw(buf: &mut [u8], rows: &[LogRow], sigmas: &[f64], title: &str) -> DrawRes
     // The per-level panel keeps a strip on its right for its legend (one entry per sigma).
     let (right, legend) = right.split_horizontally(SIZE.0 / 2 - 120);
 
-    let series = |split: Split| -> Vec<(f64, f64)> {
-        rows.iter()
-            .filter(|r| r.split == split && r.loss.is_finite())
-            .map(|r| (r.step as f64, r.loss))
-            .collect()
-    };
     let train = series(Split::Train);
     let test = series(Split::Test);
     let per_level: Vec<Vec<(f64, f64)>> = (0..sigmas.len())
