@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use langevin::LowNoiseSteps;
+use score_matching::LevelDistribution;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
@@ -41,7 +42,7 @@ macro_rules! plain_setting {
         }
     )*};
 }
-plain_setting!(String, u64, usize, f64, bool, DatasetKind, LrSchedule);
+plain_setting!(String, u64, usize, f64, bool, DatasetKind, LrSchedule, LevelSampling);
 
 impl Setting for Option<PathBuf> {
     type Given = PathBuf;
@@ -68,6 +69,16 @@ impl LrSchedule {
             LrSchedule::Cosine => workbench::adam::cosine_lr(lr, step, steps),
         }
     }
+}
+
+/// How a training step draws each example's noise level (`level_sampling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LevelSampling {
+    /// Every level equally often (the paper's).
+    Uniform,
+    /// More often near `level_center`: [`score_matching::LevelDistribution::LogNormal`].
+    LogNormal,
 }
 
 /// Declares every training setting once: its field of [`TrainConfig`] (with its documentation),
@@ -150,6 +161,23 @@ settings! {
     /// down to 0 at the last of `steps` ([`workbench::adam::cosine_lr`]).
     lr_schedule: LrSchedule, help = "Learning-rate schedule: constant (the paper's) or cosine (from lr down to 0 at the last step)",
         absent = "defaults::lr_schedule";
+    /// How each example's noise level is drawn: `uniform` (the paper's: every level alike) or
+    /// `log-normal` (a share `level_share` of the draws from a normal distribution of
+    /// `ln sigma` around `ln level_center` with standard deviation `level_spread`, the rest
+    /// uniform; [`score_matching::LevelDistribution`]). The test loss always draws uniformly.
+    level_sampling: LevelSampling,
+        help = "How each example's noise level is drawn: uniform (the paper's) or log-normal (more often near level_center)",
+        absent = "defaults::level_sampling";
+    /// The noise level that `level_sampling = "log-normal"` draws most often.
+    level_center: f64, help = "The noise level that level_sampling = log-normal draws most often",
+        absent = "defaults::level_center";
+    /// Standard deviation of `ln sigma` in `level_sampling = "log-normal"`.
+    level_spread: f64, help = "Standard deviation of ln sigma of level_sampling = log-normal",
+        absent = "defaults::level_spread";
+    /// Share of the draws that `level_sampling = "log-normal"` takes from the log-normal (the
+    /// rest are uniform, so that every level the sampler visits is trained).
+    level_share: f64, help = "Share of the draws of level_sampling = log-normal taken from the log-normal (the rest uniform)",
+        absent = "defaults::level_share";
     /// Adam's first-moment decay beta_1.
     beta1: f64, help = "Adam beta_1";
     /// Adam's second-moment decay beta_2.
@@ -208,9 +236,21 @@ settings! {
 /// The values of the settings added after the first checkpoints were written, for a
 /// checkpoint's configuration that lacks them (serde's `default`).
 mod defaults {
-    use super::LrSchedule;
+    use super::{LevelSampling, LrSchedule};
     pub fn lr_schedule() -> LrSchedule {
         LrSchedule::Constant
+    }
+    pub fn level_sampling() -> LevelSampling {
+        LevelSampling::Uniform
+    }
+    pub fn level_center() -> f64 {
+        0.3
+    }
+    pub fn level_spread() -> f64 {
+        1.2
+    }
+    pub fn level_share() -> f64 {
+        0.7
     }
     pub fn keep_every() -> u64 {
         0
@@ -296,6 +336,10 @@ impl TrainConfig {
             score_over_sigma: defaults::score_over_sigma(),
             lr: 1e-3,
             lr_schedule: defaults::lr_schedule(),
+            level_sampling: defaults::level_sampling(),
+            level_center: defaults::level_center(),
+            level_spread: defaults::level_spread(),
+            level_share: defaults::level_share(),
             beta1: 0.9,
             beta2: 0.999,
             adam_eps: 1e-8,
@@ -484,6 +528,22 @@ impl TrainConfig {
             ));
         }
         positive_f32("lr", self.lr)?;
+        sigma_in_range("level_center", self.level_center)?;
+        if !(self.level_spread.is_finite() && self.level_spread > 0.0) {
+            return Err(Error::config(
+                "level_spread",
+                format!(
+                    "expected a positive number (the standard deviation of ln sigma), got {}",
+                    self.level_spread
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.level_share) {
+            return Err(Error::config(
+                "level_share",
+                format!("expected a number in [0, 1], got {}", self.level_share),
+            ));
+        }
         unit_interval("beta1", self.beta1)?;
         unit_interval("beta2", self.beta2)?;
         positive_f32("adam_eps", self.adam_eps)?;
@@ -555,6 +615,18 @@ impl TrainConfig {
                 format!("expected a positive noise level with sample_low_noise_steps = {steps}, got 0"),
             )),
             (steps, true) => Ok(Some(LowNoiseSteps { below, steps })),
+        }
+    }
+
+    /// How a training step draws each example's noise level.
+    pub fn level_distribution(&self) -> LevelDistribution {
+        match self.level_sampling {
+            LevelSampling::Uniform => LevelDistribution::Uniform,
+            LevelSampling::LogNormal => LevelDistribution::LogNormal {
+                center: self.level_center,
+                spread: self.level_spread,
+                share: self.level_share,
+            },
         }
     }
 
@@ -753,6 +825,9 @@ mod tests {
         std::fs::write(&path, "batch_size = 8\nlearning_rate = 0.1\n").unwrap();
         let err = Overrides::from_toml_file(&path).unwrap_err().to_string();
         assert!(err.contains("learning_rate") && err.contains("run.toml"), "{err}");
+        std::fs::write(&path, "level_sampling = \"lognormal\"\n").unwrap();
+        let err = Overrides::from_toml_file(&path).unwrap_err().to_string();
+        assert!(err.contains("level_sampling") && err.contains("log-normal"), "{err}");
         std::fs::write(&path, "batch_size = \"eight\"\n").unwrap();
         let err = Overrides::from_toml_file(&path).unwrap_err().to_string();
         assert!(err.contains("batch_size"), "{err}");
@@ -773,6 +848,9 @@ mod tests {
             ("dataset = \"cifar10\"\nimage_size = 28", "image_size"),
             ("dataset = \"images\"", "data"),
             ("name = \"../x\"", "name"),
+            ("level_center = 0.0", "level_center"),
+            ("level_spread = -1.0", "level_spread"),
+            ("level_share = 1.5", "level_share"),
         ] {
             let file: Overrides = toml::from_str(toml_text).unwrap();
             match TrainConfig::resolve(&file, &Overrides::default()) {
@@ -825,6 +903,10 @@ mod tests {
             score_over_sigma: true,
             lr: 2e-4,
             lr_schedule: LrSchedule::Cosine,
+            level_sampling: LevelSampling::LogNormal,
+            level_center: 0.5,
+            level_spread: 0.8,
+            level_share: 0.9,
             beta1: 0.5,
             beta2: 0.99,
             adam_eps: 1e-6,

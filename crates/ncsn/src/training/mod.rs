@@ -5,13 +5,16 @@
 //!
 //! ```text
 //! x      <- next batch (shuffled every epoch; dequantised, flipped)     [B, C, H, W] in [0, 1]
-//! i      <- uniform level index per example                             [B]
+//! i      <- a level index per example (uniform unless level_sampling)   [B]
 //! z      <- N(0, I)                                                     [B, C, H, W]
 //! loss   =  1/B sum_b 1/2 sigma_{i_b}^2 || s(x_b + sigma_{i_b} z_b, i_b) + z_b / sigma_{i_b} ||^2
 //! theta  <- Adam(theta, grad loss) at rate lr_t;  ema <- mu ema + (1 - mu) theta
 //! ```
 //!
 //! with `lr_t = lr` (the paper's) or a cosine from `lr` to 0 over the run (`lr_schedule`).
+//! The levels are drawn uniformly as in the paper, or more often near a level `level_center`
+//! (`level_sampling = "log-normal"`, [`score_matching::levels`]); the test loss always draws
+//! them uniformly, so that runs of either kind report the same quantity.
 //!
 //! Every random draw (data order, dequantisation, flips, levels, noise, initial weights) comes
 //! from ChaCha8 generators seeded from `seed`, and a checkpoint stores their positions, so a
@@ -297,7 +300,8 @@ impl Trainer {
             .ok_or_else(|| Error::Argument("Trainer: the training set is empty".into()))?;
         self.state.train_loader = self.train.state();
         let b = x.dim(0)?;
-        let levels = draw_levels(&mut self.state.rng, b, self.state.sigmas.len(), &self.device)?;
+        let distribution = self.state.config.level_distribution();
+        let levels = distribution.draw(&mut self.state.rng, b, &self.state.sigmas, &self.device)?;
         let z = langevin::randn_tensor(&mut self.state.rng, x.dims(), DType::F32, &self.device)?;
         let data = t0.elapsed();
         let value = self.train_step_on(&x, &levels, &z)?;
@@ -377,7 +381,8 @@ impl Trainer {
     }
 
     /// The loss on the next test batch (its own generator, so testing does not change training),
-    /// overall and per level; `None` without test images.
+    /// overall and per level, with levels drawn uniformly whatever `level_sampling` is (the
+    /// paper's objective, comparable between runs); `None` without test images.
     pub fn test_loss(&mut self) -> Result<Option<(f64, Vec<Option<f64>>)>> {
         let Some(x) = self.test.next_batch(&mut self.state.test_rng, &self.device)? else {
             return Ok(None);
@@ -720,6 +725,48 @@ fn plot_or_warn(rows: &[LogRow], sigmas: &[f64], title: &str, path: &Path, annou
 #[cfg(test)]
 mod tests {
     use super::clock;
+
+    #[test]
+    fn training_draws_its_levels_from_level_sampling() {
+        use crate::config::{LevelSampling, TrainConfig};
+        use crate::data::ImageSet;
+        use crate::model::build_model;
+        use candle_core::{DType, Device};
+
+        // The levels each step trained on, as the loss log sees them: which levels drew an
+        // example over six steps of four images.
+        fn trained_levels(config: TrainConfig) -> Vec<usize> {
+            let (params, net) = build_model(&config.model_config(), DType::F32, &Device::Cpu, Some(3)).unwrap();
+            let images = ImageSet::new((0..8 * 64).map(|i| (i * 37 % 256) as u8).collect(), 1, 8, 8).unwrap();
+            let empty = ImageSet::new(Vec::new(), 1, 8, 8).unwrap();
+            let mut trainer = super::Trainer::from_weights(config, params, net, images, empty, &Device::Cpu).unwrap();
+            for _ in 0..6 {
+                trainer.train_step().unwrap();
+            }
+            let (_, per_level) = trainer.take_train_loss();
+            (0..per_level.len()).filter(|&i| per_level[i].is_some()).collect()
+        }
+        let uniform = TrainConfig {
+            ngf: 4,
+            image_size: 8,
+            num_levels: 4,
+            batch_size: 4,
+            ..TrainConfig::mnist()
+        };
+        // 24 uniform draws miss a given level with probability (3/4)^24 = 0.1%; this seed's hit all.
+        assert_eq!(trained_levels(uniform.clone()), vec![0, 1, 2, 3]);
+        // A log-normal this narrow around the third level (0.046 of 1, 0.22, 0.046, 0.01) puts
+        // the others at least ln(0.22 / 0.046) / 0.01 = 154 standard deviations of ln sigma away:
+        // only the third level is ever drawn.
+        let narrow = TrainConfig {
+            level_sampling: LevelSampling::LogNormal,
+            level_center: uniform.sigmas().unwrap()[2],
+            level_spread: 0.01,
+            level_share: 1.0,
+            ..uniform
+        };
+        assert_eq!(trained_levels(narrow), vec![2]);
+    }
 
     #[test]
     fn time_left_reads_as_a_clock() {
