@@ -45,10 +45,15 @@ impl LevelDistribution {
         match *self {
             LevelDistribution::Uniform => vec![1.0 / n; sigmas.len()],
             LevelDistribution::LogNormal { center, spread, share } => {
-                // w_i = exp(-(ln sigma_i - ln center)^2 / (2 spread^2)), normalised over the levels.
-                let w: Vec<f64> = sigmas
+                // w_i = exp(-d_i^2 / (2 spread^2)) with d_i = |ln sigma_i - ln center|, normalised
+                // over the levels. Each is divided by the nearest level's, exp(-d_min^2 / (2
+                // spread^2)), which normalising cancels: the nearest level weighs 1, so a spread
+                // narrow enough to underflow every weight still puts its draws on that level.
+                let d: Vec<f64> = sigmas.iter().map(|s| (s / center).ln().abs()).collect();
+                let d_min = d.iter().copied().fold(f64::INFINITY, f64::min);
+                let w: Vec<f64> = d
                     .iter()
-                    .map(|s| (-(s / center).ln().powi(2) / (2.0 * spread * spread)).exp())
+                    .map(|&di| (-((di - d_min) * (di + d_min) / spread / spread) / 2.0).exp())
                     .collect();
                 let total: f64 = w.iter().sum();
                 // p_i = (1 - share) / L + share * w_i / sum_j w_j
@@ -201,5 +206,20 @@ mod tests {
             .unwrap();
         assert!(idx.iter().all(|&i| i == 3));
         assert!(dist.draw(&mut rng, 1, &[], &Device::Cpu).is_err());
+        // A spread so narrow that every level's density underflows to 0 (the nearest level here
+        // is 0.01 in ln sigma from the centre, 1e198 spreads) still draws the nearest level.
+        let between = LevelDistribution::LogNormal {
+            center: sigmas[3] * 1.01,
+            spread: 1e-200,
+            share: 1.0,
+        };
+        let p = between.probabilities(&sigmas);
+        assert!(p.iter().all(|pi| pi.is_finite()) && (p[3] - 1.0).abs() < 1e-12, "{p:?}");
+        let idx = between
+            .draw(&mut rng, 100, &sigmas, &Device::Cpu)
+            .unwrap()
+            .to_vec1::<u32>()
+            .unwrap();
+        assert!(idx.iter().all(|&i| i == 3));
     }
 }
