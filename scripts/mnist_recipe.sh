@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Remakes every number and picture of the MNIST CPU recipe that the book (chapter "Images") and
-# crates/ncsn/README.md show: about two hours on a 2-core CPU, best on an idle machine
+# crates/ncsn/README.md show: about 140 minutes on a 2-core AMD EPYC, best on an idle machine
 # (the minutes it reports are measured).
 #
 #   scripts/mnist_recipe.sh [RUNS_DIR]      (default: runs)
 #
-# 1. trains the recipe (configs/mnist-cpu.toml), keeping a checkpoint every 400 steps, and the
-#    paper's settings (sigma 1 -> 0.01, L = 10, the network's output as the score, no EMA) with
-#    the same network, batch and sampler budget (121 network evaluations per chain) for 800 steps;
-# 2. measures the MNIST FID of 250 samples of every kept checkpoint of both (the FID over
+# 1. trains the recipe (configs/mnist-cpu.toml), keeping a checkpoint every 2,000 steps, and
+#    draws 1,000 samples of it with its own sampler from two seeds (the headline figures);
+# 2. trains the paper's settings (sigma 1 -> 0.01, L = 10, the network's output as the score,
+#    uniform levels, no EMA) with the same network, batch and sampler budget (121 network
+#    evaluations per chain) for 3,200 steps, keeping a checkpoint every 800;
+# 3. measures the MNIST FID of 250 samples of every kept checkpoint of both (the FID over
 #    training), and of the recipe's last weights under several sampler settings;
-# 3. draws 1,000 samples of the recipe with its own sampler and measures them (the headline
-#    figure), the chain of 16 of them as a GIF, and inpaintings of held-out digits;
-# 4. collects everything into book/src/figures/mnist_recipe.json and mnist_recipe_fid.png
+# 4. draws the chain of 16 samples as a GIF, a grid of 64 and inpaintings of held-out digits;
+# 5. collects everything into book/src/figures/mnist_recipe.json and mnist_recipe_fid.png
 #    (`cargo run --release -p ncsn --example mnist_recipe`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,15 +53,20 @@ measure() {
     "$ncsn" sample --checkpoint "$checkpoint" --out "$out" --n "$n" --batch-size 250 --seed "${SEED:-1}" --fid "$@"
 }
 
-train "$recipe" --config configs/mnist-cpu.toml --keep-every 400
-# The paper's settings: same network, batch, learning rate (constant) and seed; its sampler with the same
-# budget of 121 network evaluations per chain (10 levels x 12 steps and the denoising step), and
-# the step size 1.8e-4 of the book's earlier comparison; NCSNv2's rule for its schedule (3.4e-5) is
+train "$recipe" --config configs/mnist-cpu.toml --keep-every 2000
+# The headline: 1,000 samples with the recipe's sampler; and 1,000 more from another seed, for
+# the spread of the numbers between draws.
+measure "$recipe" "$recipe/final-1000" 1000
+SEED=2 measure "$recipe" "$recipe/final-1000-seed-2" 1000
+# The paper's settings: same network, batch, learning rate (constant) and seed, the levels drawn
+# uniformly; its sampler with the same budget of 121 network evaluations per chain (10 levels x
+# 12 steps and the denoising step), and the step size 1.8e-4 of the book's earlier comparison; NCSNv2's rule for its schedule (3.4e-5) is
 # measured below. The sampler is passed to every measurement, not read from the checkpoints: the
 # settings a run records do not change its training, and the paper run in the book recorded 8 steps
 # per level.
-train "$paper" --config configs/mnist-cpu.toml --keep-every 400 --name mnist-cpu-paper --steps 800 \
+train "$paper" --config configs/mnist-cpu.toml --keep-every 800 --name mnist-cpu-paper --steps 3200 \
     --sigma-begin 1 --num-levels 10 --score-over-sigma false --ema false --lr-schedule constant \
+    --level-sampling uniform \
     --sample-steps-per-level 12 --sample-eps 1.8e-4
 paper_measure=(--steps-per-level 12 --eps 1.8e-4)
 
@@ -75,7 +81,7 @@ for json in "$paper"/checkpoint-*.json; do
 done
 
 # The sampler on the recipe's last weights, 250 samples each (its own, 3 steps per level at eps
-# 1.2e-4, is samples-00004400): NCSNv2's rule for the step size (4.7e-5 at 3 steps per level),
+# 1.2e-4, is samples-00012000): NCSNv2's rule for the step size (4.7e-5 at 3 steps per level),
 # smaller and larger steps, 2 steps per level (two thirds of the budget), and the last weights
 # instead of the EMA.
 for eps in 4.7e-5 8e-5 1.8e-4; do
@@ -86,10 +92,6 @@ measure "$recipe" "$recipe/sweep-last-weights" 250 --no-ema
 # The paper's settings at its last checkpoint with NCSNv2's rule for its schedule.
 measure "$paper" "$paper/sweep-eps-3.4e-5" 250 --steps-per-level 12 --eps 3.4e-5
 
-# The headline: 1,000 samples with the recipe's sampler; and 1,000 more from another seed, for
-# the spread of the numbers between draws.
-measure "$recipe" "$recipe/final-1000" 1000
-SEED=2 measure "$recipe" "$recipe/final-1000-seed-2" 1000
 # The chain of 16 samples, one frame per noise level (3 steps each), and the inpaintings.
 "$ncsn" sample --checkpoint "$recipe" --out "$recipe/grid-64" --n 64 --seed 1
 "$ncsn" sample --checkpoint "$recipe" --out "$recipe/chain" --n 16 --batch-size 16 --seed 2 --snapshots 3

@@ -6,10 +6,14 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use ncsn::{data, Overrides, TrainConfig, Trainer};
 
-fn recipe() -> TrainConfig {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/mnist-cpu.toml");
+fn config(name: &str) -> TrainConfig {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs").join(name);
     let file = Overrides::from_toml_file(&path).unwrap();
     TrainConfig::resolve(&file, &Overrides::default()).unwrap()
+}
+
+fn recipe() -> TrainConfig {
+    config("mnist-cpu.toml")
 }
 
 /// The largest Euclidean distance between two of the recipe's training digits (values in [0, 1]),
@@ -66,4 +70,31 @@ fn the_recipe_model_trains_a_few_steps() {
     )
     .unwrap();
     assert_eq!(model.forward(&x, &labels).unwrap().dims(), &[2, 1, 28, 28]);
+}
+
+/// The recipe's first edition stays what the book's earlier runs started from: the commands
+/// recorded as `--config configs/mnist-cpu-batch64.toml` plus flags. It differs from the recipe
+/// in exactly the settings the second edition changed, so an edit to either file that touches
+/// anything else (the network, the levels, the sampler) fails here.
+#[test]
+fn the_first_edition_differs_from_the_recipe_only_where_the_second_changed_it() {
+    let first = config("mnist-cpu-batch64.toml");
+    assert_eq!((first.batch_size, first.steps, first.ema_rate), (64, 4400, 0.99));
+    let mut differing: Vec<String> = recipe()
+        .differences(&first)
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .collect();
+    differing.sort();
+    assert_eq!(
+        differing,
+        [
+            "batch_size",
+            "ema_rate",
+            "level_sampling",
+            "name",
+            "steps",
+            "test_batch_size"
+        ]
+    );
 }
