@@ -8,7 +8,7 @@
 //! - [`particles`]: the [`Particles`] trait, implemented for `ndarray::Array2<f64>` and `candle_core::Tensor`.
 //! - [`dynamics`]: plain Langevin dynamics with a fixed step and the two step conventions.
 //! - [`annealed`]: annealed Langevin dynamics, the final denoising step, more steps at the
-//!   low noise levels ([`LowNoiseSteps`]), and
+//!   low noise levels ([`LowNoiseSteps`]), a step from each level to the next ([`Predictor`]), and
 //!   [`annealed::Projection`] hooks (used for inpainting).
 //! - [`trajectory`]: what every sampler returns, the final particles and the recorded snapshots.
 //! - [`score`]: the [`NoiseConditionalScore`] trait (a score known at levels `sigma_i`) and the
@@ -39,7 +39,7 @@ pub mod trajectory;
 
 pub use annealed::{
     annealed_langevin, annealed_langevin_into, annealed_langevin_projected, annealed_langevin_projected_into,
-    AnnealedLangevin, LowNoiseSteps, NoProjection, Projection,
+    AnnealedLangevin, LowNoiseSteps, NoProjection, Predictor, Projection,
 };
 pub use blocks::in_blocks;
 pub use dynamics::{langevin, langevin_into, StepConvention};

@@ -133,6 +133,22 @@ fn the_low_noise_levels_take_the_runs_steps_or_the_flags() {
     let out = ncsn(&args, dir);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(snapshots("flags"), 1 + 2 + 2 + 2 + 1);
+    // A predictor adds one evaluation between each two of the 4 levels, each kept as a snapshot.
+    let mut args = base.to_vec();
+    args.extend(["--out", "predictor", "--predictor", "ancestral"]);
+    let out = ncsn(&args, dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("(3 below sigma 0.2) + ancestral"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("11 network evaluations per chain"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshots("predictor"), 12);
     // One flag without the other is refused before anything runs.
     let mut args = base.to_vec();
     args.extend(["--out", "half", "--low-noise-steps", "2"]);
@@ -245,6 +261,10 @@ fn bad_inputs_give_errors_naming_the_file() {
     assert_clean_error(
         &ncsn(&["sample", "--checkpoint", "run", "--step-convention", "fast"], dir),
         &["step_convention", "reference"],
+    );
+    assert_clean_error(
+        &ncsn(&["sample", "--checkpoint", "run", "--predictor", "euler"], dir),
+        &["predictor", "euler", "ancestral"],
     );
     assert_clean_error(&ncsn(&["sample", "--checkpoint", "run", "--n", "0"], dir), &["`n`"]);
     #[cfg(not(feature = "cuda"))]

@@ -18,8 +18,9 @@
 //!   SDE) at `N` levels, each followed by one Langevin corrector step;
 //! - annealed Langevin dynamics (Algorithm 1 of NCSN) with `langevin::annealed_langevin_into`.
 //!
-//! This is an example, not part of the `toy2d` CLI: the library implements annealed Langevin
-//! dynamics only; the ODE and predictor-corrector steps are written out below.
+//! This is an example, not part of the `toy2d` CLI. The library's annealed sampler can take the
+//! same predictor (`langevin::Predictor`), after the Langevin steps of each level; here the ODE
+//! and Song et al.'s order (predictor first, then the corrector at the new level) are written out.
 #![cfg_attr(test, allow(dead_code))] // under `cargo test`, main and the drawing go unused
 use anyhow::{ensure, Result};
 use gmm::datasets::paper_mixture;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use clap::Args;
 use image::RgbImage;
-use langevin::{LowNoiseSteps, Snapshot, StepConvention};
+use langevin::{LowNoiseSteps, Predictor, Snapshot, StepConvention};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{prepare_output_dir, write_safetensors};
@@ -79,6 +79,12 @@ pub struct ChainArgs {
     /// sample_denoise is true)
     #[arg(long)]
     pub denoise: bool,
+    /// A step from each noise level to the next after its Langevin steps, one network evaluation
+    /// each: `reverse-diffusion` (x + (sigma_i^2 - sigma_(i+1)^2) s + sqrt(sigma_i^2 - sigma_(i+1)^2) z,
+    /// the reverse SDE's Euler-Maruyama step), `ancestral` (the same drift, noise
+    /// sigma_(i+1)/sigma_i times that) or `none`
+    #[arg(long, default_value = "none")]
+    pub predictor: String,
     /// Keep the chains every K steps: a grid per snapshot, an overview and an animated GIF
     #[arg(long, value_name = "K")]
     pub snapshots: Option<usize>,
@@ -123,6 +129,15 @@ impl ChainArgs {
             },
             convention,
             denoise: self.denoise || run.is_some_and(|r| r.sample_denoise),
+            predictor: Predictor::parse(&self.predictor).map_err(|_| {
+                Error::config(
+                    "predictor",
+                    format!(
+                        "expected `none`, `reverse-diffusion` or `ancestral`, got `{}`",
+                        self.predictor
+                    ),
+                )
+            })?,
             snapshot_every: self.snapshots,
         };
         config.validate()?;
@@ -372,6 +387,7 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
             "low_noise_below": config.low_noise.map(|low| low.below),
             "step_convention": args.chain.step_convention.to_string(),
             "denoise": config.denoise,
+            "predictor": config.predictor.map(|p| p.name()),
             "seed": config.seed,
             "batch_size": config.batch_size,
             "seconds": seconds,

@@ -7,6 +7,10 @@
 //! optional:  x <- x + sigma_L^2 s_theta(x, L)                 # final denoising (Tweedie)
 //! ```
 //!
+//! With a predictor (`--predictor`, [`langevin::Predictor`]) each level but the last ends with
+//! one more update that moves the chains to the next level, and the Langevin steps become the
+//! corrector of a predictor-corrector sampler.
+//!
 //! The chain itself is `langevin::sample_annealed`, the same code that samples the 2D toys; it
 //! takes any `langevin::NoiseConditionalScore` on image tensors (the network is one,
 //! [`crate::model::ScoreNet`]), and this module runs the chains in batches, each batch from its own stream of a ChaCha8 generator seeded
@@ -21,8 +25,8 @@ use std::cell::Cell;
 use candle_core::{DType, Device, Tensor};
 use indicatif::ProgressBar;
 use langevin::{
-    sample_annealed, AnnealedLangevin, LowNoiseSteps, NoiseConditionalScore, Projection, Snapshot, StepConvention,
-    Trajectory,
+    sample_annealed, AnnealedLangevin, LowNoiseSteps, NoiseConditionalScore, Predictor, Projection, Snapshot,
+    StepConvention, Trajectory,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -50,6 +54,8 @@ pub struct SampleConfig {
     pub convention: StepConvention,
     /// Apply the final denoising step `x <- x + sigma_L^2 s(x, sigma_L)`.
     pub denoise: bool,
+    /// A step from each noise level to the next after its Langevin steps (`--predictor`), if set.
+    pub predictor: Option<Predictor>,
     /// Keep the chains every this many steps (counted over all levels), and at the end.
     pub snapshot_every: Option<usize>,
 }
@@ -65,6 +71,7 @@ impl Default for SampleConfig {
             low_noise: None,
             convention: StepConvention::Paper,
             denoise: false,
+            predictor: None,
             snapshot_every: None,
         }
     }
@@ -80,23 +87,28 @@ impl SampleConfig {
             low_noise: self.low_noise,
             convention: self.convention,
             final_denoise: self.denoise,
+            predictor: self.predictor,
             record_every: self.snapshot_every,
         }
     }
 
-    /// `T` in words, with the low noise levels' steps where they differ: `3 steps per level`, or
-    /// `1 step per level (3 below sigma 0.3)`.
+    /// `T` in words, with the low noise levels' steps where they differ and the predictor: `3
+    /// steps per level`, `1 step per level (3 below sigma 0.3)`, `2 steps per level + ancestral`.
     pub fn steps_text(&self) -> String {
         let t = self.steps_per_level;
         let text = format!("{t} step{} per level", if t == 1 { "" } else { "s" });
-        match self.low_noise {
+        let text = match self.low_noise {
             Some(low) => format!("{text} ({} below sigma {})", low.steps, low.below),
+            None => text,
+        };
+        match self.predictor {
+            Some(p) => format!("{text} + {}", p.name()),
             None => text,
         }
     }
 
-    /// Network evaluations per chain at noise levels `sigmas`: every Langevin step and the final
-    /// denoising step.
+    /// Network evaluations per chain at noise levels `sigmas`: every Langevin step, every
+    /// predictor step and the final denoising step.
     pub fn evaluations(&self, sigmas: &[f64]) -> usize {
         self.annealed(sigmas).total_steps() + usize::from(self.denoise)
     }

@@ -90,6 +90,7 @@ impl FidProbe {
             low_noise: config.sample_low_noise()?,
             convention: StepConvention::Paper,
             denoise: config.sample_denoise,
+            predictor: None,
             snapshot_every: None,
         };
         let device = trainer.device();
