@@ -111,43 +111,26 @@ fn the_low_noise_levels_take_the_runs_steps_or_the_flags() {
         "--snapshots",
         "1",
     ];
+    // Samples with `base` and `extra`, and returns what it printed.
+    let sample_with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let out = ncsn(&args, dir);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
     // The run's sampler: 1 + 1 + 3 + 3 steps, a snapshot before each and one at the end.
-    let mut args = base.to_vec();
-    args.extend(["--out", "run-sampler"]);
-    let out = ncsn(&args, dir);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("1 step per level (3 below sigma 0.2)"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("8 network evaluations per chain"),
-        "{}",
-        stderr(&out)
-    );
+    let printed = sample_with(&["--out", "run-sampler"]);
+    assert!(printed.contains("1 step per level (3 below sigma 0.2)"), "{printed}");
+    assert!(printed.contains("8 network evaluations per chain"), "{printed}");
     assert_eq!(snapshots("run-sampler"), 9);
     // The flags replace the run's: 2 steps below 0.5 (the last three levels).
-    let mut args = base.to_vec();
-    args.extend(["--out", "flags", "--low-noise-steps", "2", "--low-noise-below", "0.5"]);
-    let out = ncsn(&args, dir);
-    assert!(out.status.success(), "{}", stderr(&out));
+    sample_with(&["--out", "flags", "--low-noise-steps", "2", "--low-noise-below", "0.5"]);
     assert_eq!(snapshots("flags"), 1 + 2 + 2 + 2 + 1);
     // A predictor adds one evaluation between each two of the 4 levels, each kept as a snapshot.
-    let mut args = base.to_vec();
-    args.extend(["--out", "predictor", "--predictor", "ancestral"]);
-    let out = ncsn(&args, dir);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("(3 below sigma 0.2) + ancestral"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("11 network evaluations per chain"),
-        "{}",
-        stderr(&out)
-    );
+    let printed = sample_with(&["--out", "predictor", "--predictor", "ancestral"]);
+    assert!(printed.contains("(3 below sigma 0.2) + ancestral"), "{printed}");
+    assert!(printed.contains("11 network evaluations per chain"), "{printed}");
     assert_eq!(snapshots("predictor"), 12);
     // One flag without the other is refused before anything runs.
     let mut args = base.to_vec();

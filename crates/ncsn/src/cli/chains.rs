@@ -129,15 +129,8 @@ impl ChainArgs {
             },
             convention,
             denoise: self.denoise || run.is_some_and(|r| r.sample_denoise),
-            predictor: Predictor::parse(&self.predictor).map_err(|_| {
-                Error::config(
-                    "predictor",
-                    format!(
-                        "expected `none`, `reverse-diffusion` or `ancestral`, got `{}`",
-                        self.predictor
-                    ),
-                )
-            })?,
+            // The error names the flag and the choices: "invalid `predictor`: expected ...".
+            predictor: Predictor::parse(&self.predictor)?,
             snapshot_every: self.snapshots,
         };
         config.validate()?;
