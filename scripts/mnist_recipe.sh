@@ -12,7 +12,9 @@
 #    evaluations per chain) for 3,200 steps, keeping a checkpoint every 800;
 # 3. measures the MNIST FID of 250 samples of every kept checkpoint of both (the FID over
 #    training), and of the recipe's last weights under several sampler settings;
-# 4. draws the chain of 16 samples as a GIF, a grid of 64 and inpaintings of held-out digits;
+# 4. classifies Tweedie's estimate of 500 chains at every level (where the chains decide their
+#    digit), and draws the chain of 16 samples and its estimates as GIFs, a grid of 64 and
+#    inpaintings of held-out digits;
 # 5. collects everything into book/src/figures/mnist_recipe.json and mnist_recipe_fid.png
 #    (`cargo run --release -p ncsn --example mnist_recipe`).
 set -euo pipefail
@@ -92,9 +94,15 @@ measure "$recipe" "$recipe/sweep-last-weights" 250 --no-ema
 # The paper's settings at its last checkpoint with NCSNv2's rule for its schedule.
 measure "$paper" "$paper/sweep-eps-3.4e-5" 250 --steps-per-level 12 --eps 3.4e-5
 
-# The chain of 16 samples, one frame per noise level (3 steps each), and the inpaintings.
+# Where the chains decide their digit: Tweedie's estimate x + sigma_i^2 s(x, sigma_i) at every
+# level of 500 chains (the first 500 of the seed-1 draw above: the same batches and streams),
+# classified and set against each chain's final class (fid.json's `decisions`, decisions.png).
+measure "$recipe" "$recipe/decisions" 500 --snapshots 3 --denoised
+
+# The chain of 16 samples, one frame per noise level (3 steps each), with the estimates beside it
+# (denoised.gif), and the inpaintings.
 "$ncsn" sample --checkpoint "$recipe" --out "$recipe/grid-64" --n 64 --seed 1
-"$ncsn" sample --checkpoint "$recipe" --out "$recipe/chain" --n 16 --batch-size 16 --seed 2 --snapshots 3
+"$ncsn" sample --checkpoint "$recipe" --out "$recipe/chain" --n 16 --batch-size 16 --seed 2 --snapshots 3 --denoised
 for mask in left-half center; do
     "$ncsn" inpaint --checkpoint "$recipe" --out "$recipe/inpaint-$mask" \
         --dataset data/mnist-5k-images-idx3-ubyte.gz --n 8 --per-image 4 --mask "$mask" --seed 3
@@ -102,6 +110,9 @@ done
 figures=book/src/figures
 cp "$recipe/grid-64/samples.png" "$figures/mnist_recipe_samples.png"
 cp "$recipe/chain/chain.gif" "$figures/mnist_recipe_chain.gif"
+cp "$recipe/chain/denoised.gif" "$figures/mnist_recipe_denoised.gif"
+cp "$recipe/decisions/decisions.png" "$figures/mnist_recipe_decisions.png"
+cp "$recipe/decisions/fid.json" "$figures/mnist_recipe_decisions.json"
 cp "$recipe/inpaint-left-half/inpainting.png" "$figures/mnist_recipe_inpaint_left.png"
 cp "$recipe/inpaint-center/inpainting.png" "$figures/mnist_recipe_inpaint_center.png"
 

@@ -87,6 +87,16 @@ where
             step: first.step,
             sigma: first.sigma,
             x: join(parts.iter().map(|t| t.snapshots[i].x.view()).collect())?,
+            denoised: match first.denoised {
+                Some(_) => Some(join(
+                    parts
+                        .iter()
+                        .map(|t| t.snapshots[i].denoised.as_ref().map(|d| d.view()))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| invalid("blocks", "the blocks' snapshots disagree on the estimate"))?,
+                )?),
+                None => None,
+            },
         });
     }
     Ok(Trajectory { samples, snapshots })
@@ -102,6 +112,7 @@ mod tests {
         c.eps = 0.05;
         c.steps_per_level = 20;
         c.record_every = Some(15);
+        c.record_denoised = true;
         let x0 = Array2::from_shape_fn((150, 2), |(i, j)| (i as f64 - 75.0) / 10.0 + j as f64);
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         in_blocks(x0.view(), block, threads, &mut rng, |xb, r| {
@@ -127,8 +138,18 @@ mod tests {
             assert_eq!(one.samples, many.samples, "threads = {threads}");
             assert_eq!(one.snapshots.len(), many.snapshots.len());
             for (a, b) in one.snapshots.iter().zip(&many.snapshots) {
-                assert_eq!((a.step, &a.x), (b.step, &b.x));
+                assert_eq!((a.step, &a.x, &a.denoised), (b.step, &b.x, &b.denoised));
             }
+        }
+        // The blocks' estimates are joined like their particles: x + sigma^2 s = x / (1 + sigma^2)
+        // for N(0, 1) data, row for row, at every snapshot but the final one.
+        let (last, steps) = one.snapshots.split_last().unwrap();
+        assert!(last.denoised.is_none());
+        for snap in steps {
+            let want = snap.x.mapv(|v| v / (1.0 + snap.sigma * snap.sigma));
+            let got = snap.denoised.as_ref().unwrap();
+            let worst = (got - &want).mapv(f64::abs).fold(0.0_f64, |a, &b| a.max(b));
+            assert!(worst < 1e-12, "step {}: {worst}", snap.step);
         }
         // 150 rows in blocks of 64: 3 blocks, rows in order; 60 steps recorded every 15 -> 4 + 1.
         assert_eq!(one.samples.dim(), (150, 2));

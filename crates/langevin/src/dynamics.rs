@@ -116,6 +116,7 @@ where
                 step: t,
                 sigma: f64::NAN,
                 x: x.clone(),
+                denoised: None,
             });
         }
         score(&x, &mut s)?;
@@ -128,6 +129,7 @@ where
             step: n_steps,
             sigma: f64::NAN,
             x: x.clone(),
+            denoised: None,
         });
     }
     Ok(Trajectory { samples: x, snapshots })

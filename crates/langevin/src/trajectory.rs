@@ -14,6 +14,10 @@ pub struct Snapshot<X> {
     pub sigma: f64,
     /// The particles.
     pub x: X,
+    /// Tweedie's estimate of the clean data from `x`, `x + sigma^2 s(x, sigma)` (the mean of the
+    /// data given the noisy `x`), when the sampler was asked for it
+    /// ([`crate::AnnealedLangevin::record_denoised`]); `None` otherwise and at the final snapshot.
+    pub denoised: Option<X>,
 }
 
 /// The result of a sampler: final particles and the recorded snapshots.

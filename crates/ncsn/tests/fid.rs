@@ -313,6 +313,71 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
     );
     assert_eq!(sampler["levels"].as_u64(), Some(3));
     assert!(sampler["seconds"].as_f64().unwrap() > 0.0, "{sampler}");
+    assert!(json.get("decisions").is_none(), "no estimates were kept: {json}");
+
+    // With Tweedie's estimates at every step: the same chains (keeping the estimates evaluates
+    // nothing more), their pictures, and one decision per level (3 levels, 1 step each).
+    let out = ncsn(
+        &[
+            "sample",
+            "--checkpoint",
+            "with",
+            "--n",
+            "70",
+            "--steps-per-level",
+            "1",
+            "--fid",
+            "--snapshots",
+            "1",
+            "--denoised",
+            "--out",
+            "decided",
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let samples = |folder: &str| {
+        let t = candle_core::safetensors::load(dir.join(folder).join("samples.safetensors"), &Device::Cpu).unwrap();
+        t["samples"].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    assert_eq!(samples("decided"), samples("with/samples"));
+    for file in [
+        "denoised.png",
+        "denoised.gif",
+        "denoised/step-000000.png",
+        "chain.png",
+        "decisions.png",
+    ] {
+        assert!(dir.join("decided").join(file).is_file(), "{file}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("decided/fid.json")).unwrap()).unwrap();
+    let decisions = json["decisions"].as_array().unwrap();
+    let levels: Vec<u64> = decisions.iter().map(|d| d["level"].as_u64().unwrap()).collect();
+    assert_eq!(levels, [1, 2, 3]);
+    for d in decisions {
+        // Shares of 70 chains.
+        for key in ["agreement", "confident_share"] {
+            let share = d[key].as_f64().unwrap();
+            assert!((share * 70.0 - (share * 70.0).round()).abs() < 1e-9, "{key} {share}");
+        }
+        assert!(d["fid"].as_f64().unwrap() > 0.0, "{d}");
+    }
+    // The estimates need snapshots to be kept at.
+    let out = ncsn(
+        &[
+            "sample",
+            "--checkpoint",
+            "with",
+            "--n",
+            "70",
+            "--out",
+            "nosnap",
+            "--denoised",
+        ],
+        dir,
+    );
+    assert_clean_error(&out, &["--snapshots"]);
 
     // Too few samples for the classifier's 64 features: refused before sampling.
     let out = ncsn(

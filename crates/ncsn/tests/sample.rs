@@ -132,6 +132,53 @@ fn snapshots_every_k_steps_joined_over_batches() {
 }
 
 #[test]
+fn denoised_snapshots_are_tweedies_estimate_of_every_batch() {
+    // 5 chains in batches of 2: each snapshot's estimate, joined over the 3 batches, is
+    // x + sigma_i^2 s(x, sigma_i) of the snapshot's own chains, with the network's score at that
+    // level. Here the network sees all 5 at once, the sampler saw batches of 2 and 1, whose
+    // products the kernels may add in another order: 1e-5 allows that f32 rounding on
+    // estimates of order 1, where a wrong sigma or level would be off by the estimate's size.
+    let model = tiny_model(4);
+    let sigmas = sigmas();
+    let config = SampleConfig {
+        snapshot_every: Some(4),
+        denoised_snapshots: true,
+        denoise: true,
+        ..quick(5, 2, 0)
+    };
+    let out = sample(&model, &sigmas, &config, &Device::Cpu, Progress::Quiet).unwrap();
+    let net = ScoreNet::new(&model, &sigmas).unwrap();
+    let (last, steps) = out.snapshots.split_last().unwrap();
+    assert_eq!(steps.len(), 3, "12 steps recorded every 4");
+    for snap in steps {
+        let estimate = snap.denoised.as_ref().expect("an estimate at every step's snapshot");
+        assert_eq!(estimate.dims(), [5, 1, 8, 8]);
+        let score = net.score(&snap.x, snap.level).unwrap();
+        let want = (&snap.x + score.affine(snap.sigma * snap.sigma, 0.0).unwrap()).unwrap();
+        let worst = values(&(estimate - want).unwrap().abs().unwrap())
+            .into_iter()
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "step {}: {worst}", snap.step);
+    }
+    assert!(last.denoised.is_none());
+    // Keeping the estimates changes no chain.
+    let plain = SampleConfig {
+        denoised_snapshots: false,
+        ..config.clone()
+    };
+    let again = sample(&model, &sigmas, &plain, &Device::Cpu, Progress::Quiet).unwrap();
+    assert_eq!(values(&again.samples), values(&out.samples));
+    assert!(again.snapshots.iter().all(|s| s.denoised.is_none()));
+    // Without snapshots there is nowhere to keep them: refused, naming the flag.
+    let nowhere = SampleConfig {
+        snapshot_every: None,
+        ..config
+    };
+    let err = sample(&model, &sigmas, &nowhere, &Device::Cpu, Progress::Quiet).unwrap_err();
+    assert!(err.to_string().contains("snapshots"), "{err}");
+}
+
+#[test]
 fn low_noise_levels_take_their_own_steps() {
     let model = tiny_model(4);
     let sigmas = sigmas(); // 1, 0.215, 0.046, 0.01

@@ -19,6 +19,8 @@ pub struct ClassSummary {
     pub mean_top_probability: f64,
     /// `max_y p(y|x)` of every sample, in input order (kept so that any threshold can be asked).
     pub top_probabilities: Vec<f64>,
+    /// `argmax_y p(y|x)` of every sample, in input order (to compare two sets sample by sample).
+    pub top_classes: Vec<usize>,
 }
 
 impl ClassSummary {
@@ -41,6 +43,7 @@ impl ClassSummary {
             });
         }
         let mut histogram = vec![0; k];
+        let mut top_classes = Vec::with_capacity(logits.len() / k);
         let top_probabilities: Vec<f64> = logits
             .chunks_exact(k)
             .map(|row| {
@@ -51,6 +54,7 @@ impl ClassSummary {
                         |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) },
                     );
                 histogram[top] += 1;
+                top_classes.push(top);
                 // max_y softmax(z)_y = 1 / sum_j exp(z_j - max z)
                 1.0 / row.iter().map(|&v| (v as f64 - max as f64).exp()).sum::<f64>()
             })
@@ -60,6 +64,7 @@ impl ClassSummary {
             histogram,
             mean_top_probability,
             top_probabilities,
+            top_classes,
         })
     }
 
@@ -95,6 +100,20 @@ impl ClassSummary {
         self.confident_count(threshold) as f64 / self.count() as f64
     }
 
+    /// The fraction of samples whose top class is the same as in `other`, a summary of as many
+    /// samples in the same order (e.g. the same chains earlier on); `None` when the counts differ.
+    pub fn agreement(&self, other: &ClassSummary) -> Option<f64> {
+        (self.count() == other.count()).then(|| {
+            let same = self
+                .top_classes
+                .iter()
+                .zip(&other.top_classes)
+                .filter(|(a, b)| a == b)
+                .count();
+            same as f64 / self.count() as f64
+        })
+    }
+
     /// [`ClassSummary::confident_count`] at [`CONFIDENT_THRESHOLD`] (0.9).
     pub fn confident(&self) -> usize {
         self.confident_count(CONFIDENT_THRESHOLD)
@@ -116,6 +135,7 @@ mod tests {
         ];
         let s = ClassSummary::from_logits(&logits, 3).unwrap();
         assert_eq!(s.histogram, [2, 1, 1]);
+        assert_eq!(s.top_classes, [0, 0, 2, 1]);
         assert_eq!(s.shares(), [0.5, 0.25, 0.25]);
         assert!(s.missing_classes().is_empty());
         // Top probabilities by hand: 1/(1 + 2e^-10), 1/(1 + 2e^-7), e^.5/(2 + e^.5), 1/(2 + e^-3).
@@ -136,6 +156,18 @@ mod tests {
         let tie = ClassSummary::from_logits(&[0.0, 0.0], 2).unwrap();
         assert_eq!(tie.top_probabilities, [0.5]);
         assert_eq!((tie.confident_count(0.5), tie.confident_count(0.5 + 1e-12)), (1, 0));
+    }
+
+    #[test]
+    fn agreement_compares_sample_by_sample() {
+        // Top classes (0, 1, 2) against (1, 2, 2): they agree at the last sample only, though
+        // the two histograms share two of their three samples (a class 1 and a class 2).
+        let a = ClassSummary::from_logits(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], 3).unwrap();
+        let b = ClassSummary::from_logits(&[0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0], 3).unwrap();
+        assert_eq!(a.agreement(&b), Some(1.0 / 3.0));
+        assert_eq!(a.agreement(&a), Some(1.0));
+        let one = ClassSummary::from_logits(&[1.0, 0.0, 0.0], 3).unwrap();
+        assert_eq!(a.agreement(&one), None);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::model::ModelConfig;
 use crate::progress::Progress;
 use crate::sampling::images::{grid, save_gif, save_png, to_rgb_images, Figure};
 use crate::sampling::inpaint::{self, MaskKind};
-use crate::sampling::{count_non_finite, sample, SampleConfig};
+use crate::sampling::{count_non_finite, decisions, sample, SampleConfig};
 
 /// Chains shown in the animated GIF (a 4 x 4 grid keeps the file small).
 pub const GIF_IMAGES: usize = 16;
@@ -88,6 +88,13 @@ pub struct ChainArgs {
     /// Keep the chains every K steps: a grid per snapshot, an overview and an animated GIF
     #[arg(long, value_name = "K")]
     pub snapshots: Option<usize>,
+    /// With --snapshots: also keep Tweedie's estimate of the clean images at each snapshot, x +
+    /// sigma_i^2 s(x, sigma_i), where the chains are heading at that level (no extra network
+    /// evaluation): denoised/, denoised.png and denoised.gif; with `sample --fid` on MNIST,
+    /// fid.json's `decisions` and decisions.png say at each snapshot how many estimates the
+    /// classifier already puts in their chain's final class
+    #[arg(long, requires = "snapshots")]
+    pub denoised: bool,
     /// Pixels per image pixel in the pictures
     #[arg(long, default_value_t = 2)]
     pub scale: u32,
@@ -132,6 +139,7 @@ impl ChainArgs {
             // The error names the flag and the choices: "invalid `predictor`: expected ...".
             predictor: Predictor::parse(&self.predictor)?,
             snapshot_every: self.snapshots,
+            denoised_snapshots: self.denoised,
         };
         config.validate()?;
         Ok(config)
@@ -251,6 +259,12 @@ fn check_sizes(
     let most_steps = config.low_noise.map_or(0, |low| low.steps).max(config.steps_per_level);
     let total = model.num_classes.saturating_mul(most_steps);
     let snapshots = config.snapshot_every.map_or(0, |k| total / k + 2);
+    // Tweedie's estimates (`--denoised`) are a second copy of every snapshot.
+    let snapshots = if config.denoised_snapshots {
+        2 * snapshots
+    } else {
+        snapshots
+    };
     let mut needs = crate::limits::sampling_needs(model, config.n, config.batch_size, snapshots);
     let (rows, columns) = figure;
     needs.push(figure_need(rows, columns, "the picture"));
@@ -356,9 +370,7 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
     let samples = &trajectory.samples;
     save_png(&grid(samples, args.chain.scale)?, &out.join("samples.png"))?;
     save_tensors(&[("samples", samples)], &out.join("samples.safetensors"))?;
-    if !trajectory.snapshots.is_empty() {
-        write_snapshots(&trajectory.snapshots, &loaded.sigmas, &config, args.chain.scale, &out)?;
-    }
+    write_all_snapshots(&trajectory.snapshots, &loaded.sigmas, &config, args.chain.scale, &out)?;
     warn_out_of_range(samples, "chains")?;
     eprintln!(
         "wrote {} ({} network evaluations per chain in {seconds:.1} s)",
@@ -385,7 +397,7 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
             "batch_size": config.batch_size,
             "seconds": seconds,
         });
-        fid.report(samples, &device, sampler, &out.join("fid.json"))?;
+        fid.report(samples, &trajectory.snapshots, &device, sampler, &out)?;
     }
     Ok(())
 }
@@ -471,9 +483,19 @@ impl FidSetup {
         })
     }
 
-    /// Measures `samples`, prints the FID and the summary, and writes them to `path` as JSON
-    /// with `sampler`, the settings that drew them.
-    fn report(&self, samples: &Tensor, device: &Device, sampler: serde_json::Value, path: &Path) -> Result<()> {
+    /// Measures `samples`, prints the FID and the summary, and writes them to `out/fid.json`
+    /// with `sampler`, the settings that drew them; with the MNIST classifier and snapshots that
+    /// hold Tweedie's estimates, also where the chains decided their class (`decisions` in the
+    /// JSON, and `out/decisions.png`).
+    fn report(
+        &self,
+        samples: &Tensor,
+        snapshots: &[Snapshot<Tensor>],
+        device: &Device,
+        sampler: serde_json::Value,
+        out: &Path,
+    ) -> Result<()> {
+        let path = &out.join("fid.json");
         let images = quantize(samples)?;
         let m = measure(
             &images,
@@ -493,7 +515,22 @@ impl FidSetup {
             self.reference.count,
             self.reference_source
         );
-        let json = serde_json::json!({
+        let has_estimates = snapshots.iter().any(|s| s.denoised.is_some());
+        let decided = match (&self.metric, has_estimates) {
+            (Metric::Mnist, true) => {
+                let last = quality::classes::ClassSummary::from_logits(&m.logits, m.classes)?;
+                let rows = decisions::decisions(snapshots, &last, self.net.as_ref(), &self.reference, device)?;
+                Some((rows, last))
+            }
+            (Metric::Inception(_), true) => {
+                eprintln!(
+                    "note: --denoised with --inception: no `decisions` (they need the MNIST classifier's classes)"
+                );
+                None
+            }
+            _ => None,
+        };
+        let mut json = serde_json::json!({
             "metric": self.metric.short_name(),
             "network": self.net.name(),
             "fid": fid,
@@ -501,9 +538,19 @@ impl FidSetup {
             "reference": { "source": self.reference_source, "count": self.reference.count },
             "sampler": sampler,
         });
+        if let Some((rows, _)) = &decided {
+            json["decisions"] = serde_json::to_value(rows).map_err(|e| Error::output(path, e.to_string()))?;
+        }
         let text = serde_json::to_string_pretty(&json).map_err(|e| Error::output(path, e.to_string()))?;
         crate::fsutil::write_atomic(path, format!("{text}\n").as_bytes())?;
         eprintln!("wrote {}", path.display());
+        if let Some((rows, last)) = decided {
+            let figure = out.join("decisions.png");
+            let title = format!("Where the chains decide their class: {} chains", last.count());
+            let sure = last.confident_share(quality::classes::CONFIDENT_THRESHOLD);
+            decisions::plot(&rows, sure, &title, &figure)?;
+            eprintln!("wrote {}", figure.display());
+        }
         Ok(())
     }
 }
@@ -526,19 +573,72 @@ fn subscript(i: usize) -> String {
         .collect()
 }
 
-/// `snapshots/step-<k>.png` (every chain), `chain.png` (rows = snapshots, the first
-/// [`CHAIN_COLUMNS`] chains) and `chain.gif` (the first [`GIF_IMAGES`] chains).
-fn write_snapshots(
+/// What the pictures of the snapshots show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// The chains themselves: `snapshots/`, `chain.png`, `chain.gif`.
+    Chains,
+    /// Tweedie's estimates from them (`--denoised`): `denoised/`, `denoised.png`,
+    /// `denoised.gif`; the last row is the samples.
+    Estimates,
+}
+
+impl Shown {
+    /// The folder of the per-snapshot grids, and the stem of the overview and the GIF.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Shown::Chains => ("snapshots", "chain"),
+            Shown::Estimates => ("denoised", "denoised"),
+        }
+    }
+
+    fn images(self, s: &Snapshot<Tensor>) -> &Tensor {
+        match self {
+            Shown::Chains => &s.x,
+            // The final snapshot has no estimate of its own: it is the samples.
+            Shown::Estimates => s.denoised.as_ref().unwrap_or(&s.x),
+        }
+    }
+}
+
+/// The pictures of the chains' snapshots, and of their estimates when they hold them.
+fn write_all_snapshots(
     snapshots: &[Snapshot<Tensor>],
     sigmas: &[f64],
     config: &SampleConfig,
     scale: u32,
     out: &Path,
 ) -> Result<()> {
-    let dir = out.join("snapshots");
+    if snapshots.is_empty() {
+        return Ok(());
+    }
+    write_snapshots(snapshots, Shown::Chains, sigmas, config, scale, out)?;
+    if snapshots.iter().any(|s| s.denoised.is_some()) {
+        write_snapshots(snapshots, Shown::Estimates, sigmas, config, scale, out)?;
+    }
+    Ok(())
+}
+
+/// `snapshots/step-<k>.png` (every chain), `chain.png` (rows = snapshots, the first
+/// [`CHAIN_COLUMNS`] chains) and `chain.gif` (the first [`GIF_IMAGES`] chains); the same of the
+/// estimates, named by [`Shown::names`], for [`Shown::Estimates`].
+fn write_snapshots(
+    snapshots: &[Snapshot<Tensor>],
+    shown: Shown,
+    sigmas: &[f64],
+    config: &SampleConfig,
+    scale: u32,
+    out: &Path,
+) -> Result<()> {
+    let (folder, stem) = shown.names();
+    let dir = out.join(folder);
+    let what = match shown {
+        Shown::Chains => "Annealed Langevin",
+        Shown::Estimates => "Tweedie's estimate x + σ² s(x, σ) along annealed Langevin",
+    };
     let mut overview = Figure {
         title: format!(
-            "Annealed Langevin: {} levels, {}, rows every {} steps",
+            "{what}: {} levels, {}, rows every {} steps",
             sigmas.len(),
             config.steps_text(),
             config.snapshot_every.unwrap_or(0)
@@ -549,25 +649,26 @@ fn write_snapshots(
     let total = config.annealed(sigmas).total_steps();
     for s in snapshots {
         let label = snapshot_label(s, sigmas, config);
-        save_png(&grid(&s.x, scale)?, &dir.join(format!("step-{:06}.png", s.step)))?;
-        let n = s.x.dim(0)?;
-        let first = to_rgb_images(&s.x.narrow(0, 0, n.min(CHAIN_COLUMNS))?, scale)?;
+        let x = shown.images(s);
+        save_png(&grid(x, scale)?, &dir.join(format!("step-{:06}.png", s.step)))?;
+        let n = x.dim(0)?;
+        let first = to_rgb_images(&x.narrow(0, 0, n.min(CHAIN_COLUMNS))?, scale)?;
         overview.row_labels.push(label.clone());
         overview.rows.push(first);
-        let shown = to_rgb_images(&s.x.narrow(0, 0, n.min(GIF_IMAGES))?, scale)?;
-        let columns = (shown.len() as f64).sqrt().ceil() as usize;
+        let tiles = to_rgb_images(&x.narrow(0, 0, n.min(GIF_IMAGES))?, scale)?;
+        let columns = (tiles.len() as f64).sqrt().ceil() as usize;
         let frame = Figure {
             title: if s.step >= total {
                 label
             } else {
                 format!("step {}/{total}, σ{} = {:.4}", s.step, subscript(s.level + 1), s.sigma)
             },
-            rows: shown.chunks(columns).map(<[RgbImage]>::to_vec).collect(),
+            rows: tiles.chunks(columns).map(<[RgbImage]>::to_vec).collect(),
             ..Figure::default()
         };
         frames.push(frame.render()?);
     }
-    save_png(&overview.render()?, &out.join("chain.png"))?;
+    save_png(&overview.render()?, &out.join(format!("{stem}.png")))?;
     // Frames of one size: the title may widen a frame, so pad all to the largest.
     let (w, h) = frames
         .iter()
@@ -580,7 +681,7 @@ fn write_snapshots(
             canvas
         })
         .collect();
-    save_gif(&frames, 250, 2000, &out.join("chain.gif"))
+    save_gif(&frames, 250, 2000, &out.join(format!("{stem}.gif")))
 }
 
 /// `ncsn inpaint`: writes `inpainting.png` (rows = images; columns = masked input, the
@@ -665,9 +766,7 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
         &[("observed", &observed), ("mask", &mask), ("completions", completions)],
         &out.join("inpainting.safetensors"),
     )?;
-    if !trajectory.snapshots.is_empty() {
-        write_snapshots(&trajectory.snapshots, &loaded.sigmas, &config, args.chain.scale, &out)?;
-    }
+    write_all_snapshots(&trajectory.snapshots, &loaded.sigmas, &config, args.chain.scale, &out)?;
     eprintln!("wrote {} in {seconds:.1} s", out.join("inpainting.png").display());
     Ok(())
 }

@@ -17,6 +17,7 @@
 //! with `seed`, so a run is reproducible for a given seed and batch size.
 use std::ops::Range;
 
+pub mod decisions;
 pub mod images;
 pub mod inpaint;
 
@@ -58,6 +59,9 @@ pub struct SampleConfig {
     pub predictor: Option<Predictor>,
     /// Keep the chains every this many steps (counted over all levels), and at the end.
     pub snapshot_every: Option<usize>,
+    /// With `snapshot_every`: give each snapshot but the last Tweedie's estimate of the clean
+    /// images, `x + sigma_i^2 s(x, sigma_i)` (`--denoised`; no extra network evaluation).
+    pub denoised_snapshots: bool,
 }
 
 impl Default for SampleConfig {
@@ -73,6 +77,7 @@ impl Default for SampleConfig {
             denoise: false,
             predictor: None,
             snapshot_every: None,
+            denoised_snapshots: false,
         }
     }
 }
@@ -89,6 +94,7 @@ impl SampleConfig {
             final_denoise: self.denoise,
             predictor: self.predictor,
             record_every: self.snapshot_every,
+            record_denoised: self.denoised_snapshots,
         }
     }
 
@@ -132,6 +138,12 @@ impl SampleConfig {
         }
         if self.snapshot_every == Some(0) {
             return Err(Error::config("snapshots", "expected a positive number of steps, got 0"));
+        }
+        if self.denoised_snapshots && self.snapshot_every.is_none() {
+            return Err(Error::config(
+                "denoised",
+                "the estimates are kept at the snapshots: give --snapshots K too",
+            ));
         }
         if let Some(low) = self.low_noise {
             if low.steps == 0 {
@@ -257,7 +269,7 @@ impl<S: NoiseConditionalScore<Tensor> + ?Sized> NoiseConditionalScore<Tensor> fo
 }
 
 /// The snapshots of all batches, joined along the batch dimension (every batch records at the
-/// same steps).
+/// same steps, with or without an estimate).
 fn merge_snapshots(per_batch: Vec<Vec<Snapshot<Tensor>>>) -> Result<Vec<Snapshot<Tensor>>> {
     let Some(first) = per_batch.first() else {
         return Ok(Vec::new());
@@ -265,9 +277,13 @@ fn merge_snapshots(per_batch: Vec<Vec<Snapshot<Tensor>>>) -> Result<Vec<Snapshot
     (0..first.len())
         .map(|k| {
             let xs: Vec<&Tensor> = per_batch.iter().map(|snaps| &snaps[k].x).collect();
+            let estimates: Option<Vec<&Tensor>> = per_batch.iter().map(|snaps| snaps[k].denoised.as_ref()).collect();
             Ok(Snapshot {
+                level: first[k].level,
+                step: first[k].step,
+                sigma: first[k].sigma,
                 x: Tensor::cat(&xs, 0)?,
-                ..first[k].clone()
+                denoised: estimates.map(|e| Tensor::cat(&e, 0)).transpose()?,
             })
         })
         .collect()

@@ -92,6 +92,7 @@ impl FidProbe {
             denoise: config.sample_denoise,
             predictor: None,
             snapshot_every: None,
+            denoised_snapshots: false,
         };
         let device = trainer.device();
         // The sampling network's weights as constants (no graph is recorded while sampling).
