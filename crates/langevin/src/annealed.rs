@@ -20,6 +20,10 @@
 //! chain from `sigma_i` to `sigma_{i+1}` instead of leaving the next level's Langevin steps to
 //! find it: the predictor-corrector sampler of Song et al. 2021 ("Score-Based Generative Modeling
 //! through Stochastic Differential Equations"), whose corrector is the Langevin steps.
+//!
+//! Snapshots (`record_every`) keep the chains along the way; with `record_denoised` each also
+//! keeps Tweedie's estimate of the clean data, `x + sigma_i^2 s(x, sigma_i)`: where the chain is
+//! heading at that level (the book's chapter on images classifies it, level by level).
 use crate::dynamics::{check_score, StepConvention};
 use crate::error::invalid;
 use crate::trajectory::{Snapshot, Trajectory};

@@ -282,8 +282,9 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
     // 64 of the 70 samples: 8 x 8 tiles of 56x56 pixels (28 x scale 2) with 2-pixel gaps.
     assert_eq!((picture.width(), picture.height()), (2 + 8 * 58, 2 + 8 * 58));
 
-    let out = ncsn(
-        &[
+    // 70 samples of the run, one step per level, measured; `extra` flags after these.
+    let sample_fid = |extra: &[&str]| {
+        let mut args = vec![
             "sample",
             "--checkpoint",
             "with",
@@ -292,9 +293,11 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
             "--steps-per-level",
             "1",
             "--fid",
-        ],
-        dir,
-    );
+        ];
+        args.extend(extra);
+        ncsn(&args, dir)
+    };
+    let out = sample_fid(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -317,24 +320,7 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
 
     // With Tweedie's estimates at every step: the same chains (keeping the estimates evaluates
     // nothing more), their pictures, and one decision per level (3 levels, 1 step each).
-    let out = ncsn(
-        &[
-            "sample",
-            "--checkpoint",
-            "with",
-            "--n",
-            "70",
-            "--steps-per-level",
-            "1",
-            "--fid",
-            "--snapshots",
-            "1",
-            "--denoised",
-            "--out",
-            "decided",
-        ],
-        dir,
-    );
+    let out = sample_fid(&["--snapshots", "1", "--denoised", "--out", "decided"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let samples = |folder: &str| {
         let t = candle_core::safetensors::load(dir.join(folder).join("samples.safetensors"), &Device::Cpu).unwrap();
@@ -364,20 +350,8 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
         assert!(d["fid"].as_f64().unwrap() > 0.0, "{d}");
     }
     // The estimates need snapshots to be kept at.
-    let out = ncsn(
-        &[
-            "sample",
-            "--checkpoint",
-            "with",
-            "--n",
-            "70",
-            "--out",
-            "nosnap",
-            "--denoised",
-        ],
-        dir,
-    );
-    assert_clean_error(&out, &["--snapshots"]);
+    assert_clean_error(&sample_fid(&["--out", "nosnap", "--denoised"]), &["--snapshots"]);
+    assert!(!dir.join("nosnap").exists(), "refused before anything is written");
 
     // Too few samples for the classifier's 64 features: refused before sampling.
     let out = ncsn(

@@ -26,9 +26,9 @@ use quality::features::FeatureStats;
 use quality::FeatureNetwork;
 
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
 use crate::measure::{measure, quantize, DEFAULT_BATCH};
 use crate::progress::Progress;
+use crate::sampling::images::{save_chart, DrawResult};
 
 /// What the classifier says of one snapshot's estimates.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -96,20 +96,10 @@ const SIZE: (u32, u32) = (900, 520);
 /// evenly spaced, as the sampler visits them, labelled with their sigma) and writes a PNG to
 /// `path` atomically. `final_sure` is the share of final samples the classifier is sure of.
 pub fn plot(decisions: &[Decision], final_sure: f64, title: &str, path: &Path) -> Result<()> {
-    workbench::font::register();
-    let (w, h) = SIZE;
-    let mut buf = vec![0u8; (w * h * 3) as usize];
-    draw(&mut buf, decisions, final_sure, title)
-        .map_err(|e| Error::output(path, format!("cannot draw the decisions: {e}")))?;
-    let img =
-        image::RgbImage::from_raw(w, h, buf).ok_or_else(|| Error::output(path, "plot buffer has a wrong size"))?;
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageOutputFormat::Png)
-        .map_err(|e| Error::output(path, format!("cannot encode PNG: {e}")))?;
-    Ok(write_atomic(path, &png)?)
+    save_chart(SIZE, path, "the decisions", |buf| {
+        draw(buf, decisions, final_sure, title)
+    })
 }
-
-type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn draw(buf: &mut [u8], decisions: &[Decision], final_sure: f64, title: &str) -> DrawResult {
     let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();

@@ -172,6 +172,21 @@ impl Figure {
     }
 }
 
+/// What a plotters drawing function returns.
+pub type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// A chart of `size` pixels: `draw` paints it into an RGB buffer of that size (plotters'
+/// `BitMapBackend::with_buffer`), and the picture is written as a PNG to `path` atomically;
+/// `what` names the chart in the error when drawing fails.
+pub fn save_chart(size: (u32, u32), path: &Path, what: &str, draw: impl FnOnce(&mut [u8]) -> DrawResult) -> Result<()> {
+    workbench::font::register();
+    let (w, h) = size;
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    draw(&mut buf).map_err(|e| Error::output(path, format!("cannot draw {what}: {e}")))?;
+    let img = RgbImage::from_raw(w, h, buf).ok_or_else(|| Error::output(path, "plot buffer has a wrong size"))?;
+    save_png(&img, path)
+}
+
 /// Writes `img` as a PNG to `path` atomically.
 pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
     let mut png = Vec::new();

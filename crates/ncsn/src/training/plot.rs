@@ -6,8 +6,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::error::Result;
+use crate::sampling::images::{save_chart, DrawResult};
 use crate::training::log::{LogRow, Split};
 
 /// Figure size in pixels.
@@ -18,19 +18,8 @@ const LEGEND_ROWS: usize = 20;
 
 /// Draws the loss curves of `rows` (noise levels `sigmas`) and writes a PNG to `path` atomically.
 pub fn plot_losses(rows: &[LogRow], sigmas: &[f64], title: &str, path: &Path) -> Result<()> {
-    workbench::font::register();
-    let (w, h) = SIZE;
-    let mut buf = vec![0u8; (w * h * 3) as usize];
-    draw(&mut buf, rows, sigmas, title).map_err(|e| Error::output(path, format!("cannot draw the loss plot: {e}")))?;
-    let img =
-        image::RgbImage::from_raw(w, h, buf).ok_or_else(|| Error::output(path, "plot buffer has a wrong size"))?;
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageOutputFormat::Png)
-        .map_err(|e| Error::output(path, format!("cannot encode PNG: {e}")))?;
-    Ok(write_atomic(path, &png)?)
+    save_chart(SIZE, path, "the loss plot", |buf| draw(buf, rows, sigmas, title))
 }
-
-type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 fn draw(buf: &mut [u8], rows: &[LogRow], sigmas: &[f64], title: &str) -> DrawResult {
     let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
