@@ -292,26 +292,22 @@ where
     let mut s = x.clone(); // the score buffer, reused at every step
     let mut snapshots = Vec::new();
     let mut global = 0usize;
-    // A snapshot is taken just before the score is evaluated at the same `x`: `record` keeps
-    // `x`, and `estimate` then adds Tweedie's estimate from that score when asked for.
-    let record = |x: &X, level: usize, step: usize, sigma: f64, snaps: &mut Vec<Snapshot<X>>| {
-        let due = config.record_every.is_some_and(|k| step.is_multiple_of(k));
-        if due {
+    // A snapshot keeps `x` before its update, once the score at that `x` is known: Tweedie's
+    // estimate then comes from the same evaluation when asked for.
+    let record = |x: &X, s: &X, level: usize, step: usize, sigma: f64, snaps: &mut Vec<Snapshot<X>>| -> Result<()> {
+        if config.record_every.is_some_and(|k| step.is_multiple_of(k)) {
+            let denoised = if config.record_denoised {
+                Some(x.add_scaled(s, sigma * sigma)?) // E[x_0 | x] = x + sigma^2 s(x, sigma)
+            } else {
+                None
+            };
             snaps.push(Snapshot {
                 level,
                 step,
                 sigma,
                 x: x.clone(),
-                denoised: None,
+                denoised,
             });
-        }
-        due
-    };
-    let estimate = |due: bool, x: &X, s: &X, sigma: f64, snaps: &mut Vec<Snapshot<X>>| -> Result<()> {
-        if due && config.record_denoised {
-            if let Some(last) = snaps.last_mut() {
-                last.denoised = Some(x.add_scaled(s, sigma * sigma)?); // E[x_0 | x] = x + sigma^2 s(x, sigma)
-            }
         }
         Ok(())
     };
@@ -321,19 +317,17 @@ where
         projection.begin_level(level, sigma, rng)?;
         x = projection.project(x)?;
         for _ in 0..config.steps_at(level) {
-            let due = record(&x, level, global, sigma, &mut snapshots);
             score(&x, level, sigma, &mut s)?;
             check_score(&x, &s)?;
-            estimate(due, &x, &s, sigma, &mut snapshots)?;
+            record(&x, &s, level, global, sigma, &mut snapshots)?;
             x.langevin_update(&s, drift, noise, rng)?; // x + alpha/2 s + sqrt(alpha) z (paper)
             x = projection.project(x)?;
             global += 1;
         }
         if let (Some(predictor), Some(&next)) = (config.predictor, config.sigmas.get(level + 1)) {
-            let due = record(&x, level, global, sigma, &mut snapshots);
             score(&x, level, sigma, &mut s)?;
             check_score(&x, &s)?;
-            estimate(due, &x, &s, sigma, &mut snapshots)?;
+            record(&x, &s, level, global, sigma, &mut snapshots)?;
             let (drift, noise) = predictor.coefficients(sigma, next);
             x.langevin_update(&s, drift, noise, rng)?; // x + (sigma^2 - next^2) s + noise z
             x = projection.project(x)?;
