@@ -56,10 +56,14 @@ measure() {
 }
 
 train "$recipe" --config configs/mnist-cpu.toml --keep-every 2000
-# The headline: 1,000 samples with the recipe's sampler; and 1,000 more from another seed, for
-# the spread of the numbers between draws.
+# The headline: 1,000 samples with the recipe's sampler from four seeds, for the spread of the
+# numbers between draws; and the first two seeds without the step band.
 measure "$recipe" "$recipe/final-1000" 1000
-SEED=2 measure "$recipe" "$recipe/final-1000-seed-2" 1000
+for seed in 2 3 4; do
+    SEED=$seed measure "$recipe" "$recipe/final-1000-seed-$seed" 1000
+done
+measure "$recipe" "$recipe/final-1000-no-band" 1000 --step-band none
+SEED=2 measure "$recipe" "$recipe/final-1000-no-band-seed-2" 1000 --step-band none
 # The paper's settings: same network, batch, learning rate (constant) and seed, the levels drawn
 # uniformly; its sampler with the same budget of 121 network evaluations per chain (10 levels x
 # 12 steps and the denoising step), and the step size 1.8e-4 of the book's earlier comparison; NCSNv2's rule for its schedule (3.4e-5) is
@@ -69,8 +73,8 @@ SEED=2 measure "$recipe" "$recipe/final-1000-seed-2" 1000
 train "$paper" --config configs/mnist-cpu.toml --keep-every 800 --name mnist-cpu-paper --steps 3200 \
     --sigma-begin 1 --num-levels 10 --score-over-sigma false --ema false --lr-schedule constant \
     --level-sampling uniform \
-    --sample-steps-per-level 12 --sample-eps 1.8e-4
-paper_measure=(--steps-per-level 12 --eps 1.8e-4)
+    --sample-steps-per-level 12 --sample-eps 1.8e-4 --sample-band-low 0 --sample-band-high 0 --sample-band-factor 1
+paper_measure=(--steps-per-level 12 --eps 1.8e-4 --step-band none)
 
 # The FID over training: 250 samples of every kept checkpoint.
 for json in "$recipe"/checkpoint-*.json; do
@@ -83,10 +87,14 @@ for json in "$paper"/checkpoint-*.json; do
 done
 
 # The sampler on the recipe's last weights, 250 samples each (its own, 3 steps per level at eps
-# 1.2e-4, is samples-00012000): NCSNv2's rule for the step size (4.7e-5 at 3 steps per level),
-# smaller and larger steps, 2 steps per level (two thirds of the budget), and the last weights
-# instead of the EMA.
-for eps in 4.7e-5 8e-5 1.8e-4; do
+# 1.2e-4 and three times that step between sigma 0.5 and 0.2, is samples-00012000): no longer step
+# in that band, twice as long a step there, NCSNv2's rule for the step size (4.7e-5 at 3 steps per
+# level, without the band), smaller and larger steps, 2 steps per level (two thirds of the budget),
+# and the last weights instead of the EMA.
+measure "$recipe" "$recipe/sweep-no-band" 250 --step-band none
+measure "$recipe" "$recipe/sweep-band-x2" 250 --step-band 0.2,0.5,2
+measure "$recipe" "$recipe/sweep-eps-4.7e-5" 250 --eps 4.7e-5 --step-band none
+for eps in 8e-5 1.8e-4; do
     measure "$recipe" "$recipe/sweep-eps-$eps" 250 --eps "$eps"
 done
 measure "$recipe" "$recipe/sweep-t2" 250 --steps-per-level 2

@@ -39,7 +39,7 @@ pub mod trajectory;
 
 pub use annealed::{
     annealed_langevin, annealed_langevin_into, annealed_langevin_projected, annealed_langevin_projected_into,
-    AnnealedLangevin, LowNoiseSteps, NoProjection, Predictor, Projection,
+    AnnealedLangevin, LowNoiseSteps, NoProjection, Predictor, Projection, StepBand,
 };
 pub use blocks::in_blocks;
 pub use dynamics::{langevin, langevin_into, StepConvention};

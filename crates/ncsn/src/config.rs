@@ -12,7 +12,7 @@
 //! started and a checkpoint of another configuration is refused.
 use std::path::{Path, PathBuf};
 
-use langevin::LowNoiseSteps;
+use langevin::{LowNoiseSteps, StepBand};
 use score_matching::LevelDistribution;
 use serde::{Deserialize, Serialize};
 
@@ -221,6 +221,19 @@ settings! {
     sample_low_noise_below: f64,
         help = "Noise level below which the run's sampler takes sample_low_noise_steps (0: none)",
         absent = "defaults::sample_low_noise_below";
+    /// The lowest noise level of the run sampler's step band, where the step is
+    /// `sample_band_factor` times longer (0 with `sample_band_high` 0: no band).
+    sample_band_low: f64,
+        help = "Lowest noise level of the run sampler's step band (0: no band)",
+        absent = "defaults::sample_band_low";
+    /// The highest noise level of the run sampler's step band (0 with `sample_band_low` 0: no band).
+    sample_band_high: f64,
+        help = "Highest noise level of the run sampler's step band (0: no band)",
+        absent = "defaults::sample_band_high";
+    /// What the run sampler's step is multiplied by at the levels of its band (1: as elsewhere).
+    sample_band_factor: f64,
+        help = "Factor of the run sampler's step at the levels of its band",
+        absent = "defaults::sample_band_factor";
     /// End the run's sampler with the denoising step `x + sigma_L^2 s(x, sigma_L)`.
     sample_denoise: bool, help = "End the run's sampler with the denoising step (true/false)",
         absent = "defaults::sample_denoise";
@@ -269,6 +282,15 @@ mod defaults {
     }
     pub fn sample_low_noise_below() -> f64 {
         0.0
+    }
+    pub fn sample_band_low() -> f64 {
+        0.0
+    }
+    pub fn sample_band_high() -> f64 {
+        0.0
+    }
+    pub fn sample_band_factor() -> f64 {
+        1.0
     }
     pub fn sample_denoise() -> bool {
         false
@@ -356,6 +378,9 @@ impl TrainConfig {
             sample_steps_per_level: defaults::sample_steps_per_level(),
             sample_low_noise_steps: defaults::sample_low_noise_steps(),
             sample_low_noise_below: defaults::sample_low_noise_below(),
+            sample_band_low: defaults::sample_band_low(),
+            sample_band_high: defaults::sample_band_high(),
+            sample_band_factor: defaults::sample_band_factor(),
             sample_denoise: defaults::sample_denoise(),
             fid_every: defaults::fid_every(),
             fid_samples: defaults::fid_samples(),
@@ -567,6 +592,7 @@ impl TrainConfig {
         positive_f32("sample_eps", self.sample_eps)?;
         at_least_one("sample_steps_per_level", self.sample_steps_per_level)?;
         self.sample_low_noise()?;
+        self.sample_step_band()?;
         if self.fid_every > 0 {
             if (self.channels, self.image_size) != (1, 28) {
                 return Err(Error::config(
@@ -616,6 +642,31 @@ impl TrainConfig {
             )),
             (steps, true) => Ok(Some(LowNoiseSteps { below, steps })),
         }
+    }
+
+    /// The run sampler's [`StepBand`]: `None` when both ends are 0 (the factor must then be 1);
+    /// an error names the key that is wrong.
+    pub fn sample_step_band(&self) -> Result<Option<StepBand>> {
+        let (low, high, factor) = (self.sample_band_low, self.sample_band_high, self.sample_band_factor);
+        if (low, high) == (0.0, 0.0) {
+            return if factor == 1.0 {
+                Ok(None)
+            } else {
+                Err(Error::config(
+                    "sample_band_factor",
+                    format!("expected 1 without a band (sample_band_low and sample_band_high are 0), got {factor}"),
+                ))
+            };
+        }
+        let band = StepBand { low, high, factor };
+        band.validate().map_err(|e| match e {
+            // `step_band.low` is this file's `sample_band_low`.
+            langevin::Error::InvalidParameter { field, message } => {
+                Error::config(field.replace("step_band.", "sample_band_"), message)
+            }
+            other => other.into(),
+        })?;
+        Ok(Some(band))
     }
 
     /// How a training step draws each example's noise level.
@@ -769,6 +820,9 @@ pub const RESUMABLE_KEYS: &[&str] = &[
     "sample_steps_per_level",
     "sample_low_noise_steps",
     "sample_low_noise_below",
+    "sample_band_low",
+    "sample_band_high",
+    "sample_band_factor",
     "sample_denoise",
     "fid_every",
     "fid_samples",
@@ -923,6 +977,9 @@ mod tests {
             sample_steps_per_level: 7,
             sample_low_noise_steps: 3,
             sample_low_noise_below: 0.25,
+            sample_band_low: 0.2,
+            sample_band_high: 0.5,
+            sample_band_factor: 3.0,
             sample_denoise: true,
             fid_every: 0,
             fid_samples: 100,
@@ -971,6 +1028,44 @@ mod tests {
             };
             let err = one.validate().unwrap_err().to_string();
             assert!(err.contains(key), "{steps} {below}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_step_band_needs_its_ends_and_names_the_wrong_key() {
+        let base = TrainConfig::mnist();
+        assert_eq!(base.sample_step_band().unwrap(), None);
+        let band = TrainConfig {
+            sample_band_low: 0.2,
+            sample_band_high: 0.5,
+            sample_band_factor: 3.0,
+            ..base.clone()
+        };
+        band.validate().unwrap();
+        assert_eq!(
+            band.sample_step_band().unwrap(),
+            Some(StepBand {
+                low: 0.2,
+                high: 0.5,
+                factor: 3.0
+            })
+        );
+        for (low, high, factor, key) in [
+            (0.0, 0.0, 3.0, "`sample_band_factor`"),
+            (0.0, 0.5, 3.0, "`sample_band_low`"),
+            (0.2, 0.0, 3.0, "`sample_band_high`"),
+            (0.6, 0.5, 3.0, "`sample_band_low`"),
+            (0.2, 0.5, -1.0, "`sample_band_factor`"),
+            (0.2, f64::NAN, 3.0, "`sample_band_high`"),
+        ] {
+            let one = TrainConfig {
+                sample_band_low: low,
+                sample_band_high: high,
+                sample_band_factor: factor,
+                ..base.clone()
+            };
+            let err = one.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{low} {high} {factor}: {err}");
         }
     }
 

@@ -317,11 +317,21 @@ fn training_logs_the_fid_without_changing_the_run_and_sample_reports_it() {
     assert_eq!(sampler["levels"].as_u64(), Some(3));
     assert!(sampler["seconds"].as_f64().unwrap() > 0.0, "{sampler}");
     assert!(json.get("decisions").is_none(), "no estimates were kept: {json}");
+    assert!(sampler["step_band"].is_null(), "{sampler}");
 
     // With Tweedie's estimates at every step: the same chains (keeping the estimates evaluates
     // nothing more), their pictures, and one decision per level (3 levels, 1 step each).
     let out = sample_fid(&["--snapshots", "1", "--denoised", "--out", "decided"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // A step band is recorded with the rest of the sampler.
+    let banded = sample_fid(&["--step-band", "0.2,0.5,3", "--out", "banded"]);
+    assert!(banded.status.success(), "{}", stderr(&banded));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("banded/fid.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["sampler"]["step_band"],
+        serde_json::json!({"low": 0.2, "high": 0.5, "factor": 3.0})
+    );
     let samples = |folder: &str| {
         let t = candle_core::safetensors::load(dir.join(folder).join("samples.safetensors"), &Device::Cpu).unwrap();
         t["samples"].flatten_all().unwrap().to_vec1::<f32>().unwrap()

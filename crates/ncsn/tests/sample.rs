@@ -226,6 +226,43 @@ fn low_noise_levels_take_their_own_steps() {
 }
 
 #[test]
+fn a_step_band_lengthens_the_steps_of_its_levels() {
+    let model = tiny_model(5);
+    let sigmas = sigmas(); // 1, 0.215, 0.046, 0.01
+    let plain = SampleConfig {
+        eps: 1e-5,
+        ..quick(3, 3, 2)
+    };
+    let with = |low: f64, high: f64, factor: f64| SampleConfig {
+        step_band: Some(langevin::StepBand { low, high, factor }),
+        ..plain.clone()
+    };
+    let run = |c: &SampleConfig| {
+        values(
+            &sample(&model, &sigmas, c, &Device::Cpu, Progress::Quiet)
+                .unwrap()
+                .samples,
+        )
+    };
+    // A band around every level with factor 2 is the sampler at eps 2e-5, draw for draw (doubling
+    // is exact in floating point, so the steps are the same numbers).
+    let doubled = SampleConfig {
+        eps: 2e-5,
+        ..plain.clone()
+    };
+    assert_eq!(run(&with(0.005, 2.0, 2.0)), run(&doubled));
+    // A band between two levels holds none: the plain sampler. One that holds 0.215 is not.
+    assert_eq!(run(&with(0.05, 0.2, 2.0)), run(&plain));
+    assert_ne!(run(&with(0.1, 0.3, 2.0)), run(&plain));
+    assert_eq!(with(0.1, 0.3, 2.0).evaluations(&sigmas), plain.evaluations(&sigmas));
+    assert_eq!(with(0.1, 0.3, 2.0).eps_text(), "eps 0.00001 (x2 at sigma 0.1 to 0.3)");
+    let err = sample(&model, &sigmas, &with(0.1, 0.3, 0.0), &Device::Cpu, Progress::Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`step_band.factor`"), "{err}");
+}
+
+#[test]
 fn the_score_is_the_network_at_the_level_index() {
     let model = tiny_model(5);
     let x = Tensor::rand(0f32, 1f32, (3, 1, 8, 8), &Device::Cpu).unwrap();

@@ -143,6 +143,63 @@ fn the_low_noise_levels_take_the_runs_steps_or_the_flags() {
 }
 
 #[test]
+fn the_step_band_is_the_runs_or_the_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    common::write_idx(&dir.join("digits.gz"), 20, 16, true);
+    // Levels 1, 0.368, 0.136, 0.05: the run's band [0.1, 0.4] holds the middle two.
+    let config = ncsn::TrainConfig {
+        steps: 1,
+        snapshot_every: 1,
+        sample_steps_per_level: 2,
+        sample_band_low: 0.1,
+        sample_band_high: 0.4,
+        sample_band_factor: 3.0,
+        ..common::tiny_config(&dir.join("digits.gz"))
+    };
+    let options = RunOptions {
+        out_dir: dir.join("run"),
+        progress: Progress::Quiet,
+    };
+    train_new(config, &Device::Cpu, &options).unwrap();
+    let base = ["sample", "--checkpoint", "run", "--n", "2", "--batch-size", "2"];
+    let sample_with = |out: &str, extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend(["--out", out]);
+        args.extend(extra);
+        let run = ncsn(&args, dir);
+        assert!(run.status.success(), "{}", stderr(&run));
+        (
+            stderr(&run),
+            tensor(&dir.join(out).join("samples.safetensors"), "samples"),
+        )
+    };
+    let (printed, runs) = sample_with("run-sampler", &[]);
+    assert!(printed.contains("(x3 at sigma 0.1 to 0.4)"), "{printed}");
+    // The flag with the same band gives the same chains; `none` and another band other ones.
+    let (_, same) = sample_with("same", &["--step-band", "0.1,0.4,3"]);
+    assert_eq!(same, runs);
+    let (printed, plain) = sample_with("none", &["--step-band", "none"]);
+    assert!(!printed.contains("at sigma"), "{printed}");
+    assert_ne!(plain, runs);
+    let (_, other) = sample_with("other", &["--step-band", "0.1,0.4,2"]);
+    assert_ne!(other, runs);
+    assert_ne!(other, plain);
+    // Malformed or invalid bands are refused before anything runs, naming what is wrong.
+    for (out, band, names) in [
+        ("two", "0.1,0.4", &["--step-band", "LOW,HIGH,FACTOR"][..]),
+        ("word", "0.1,high,3", &["--step-band", "HIGH"][..]),
+        ("upside-down", "0.4,0.1,3", &["step_band.low"][..]),
+        ("zero", "0.1,0.4,0", &["step_band.factor"][..]),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(["--out", out, "--step-band", band]);
+        assert_clean_error(&ncsn(&args, dir), names);
+        assert!(!dir.join(out).exists(), "{out}");
+    }
+}
+
+#[test]
 fn inpaint_writes_the_figure_from_a_dataset_or_image_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use clap::Args;
 use image::RgbImage;
-use langevin::{LowNoiseSteps, Predictor, Snapshot, StepConvention};
+use langevin::{LowNoiseSteps, Predictor, Snapshot, StepBand, StepConvention};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{prepare_output_dir, write_safetensors};
@@ -71,6 +71,11 @@ pub struct ChainArgs {
     /// sample_low_noise_below]
     #[arg(long, value_name = "SIGMA", requires = "low_noise_steps")]
     pub low_noise_below: Option<f64>,
+    /// A step FACTOR times longer at every level whose noise lies between LOW and HIGH (both
+    /// included): `0.2,0.5,3`; `none` for no band [default: the run's sample_band_low,
+    /// sample_band_high and sample_band_factor; none for a weights file]
+    #[arg(long, value_name = "LOW,HIGH,FACTOR", value_parser = parse_step_band)]
+    pub step_band: Option<Band>,
     /// Update form that eps refers to: `paper` (x + eps_i/2 s + sqrt(eps_i) z) or `reference`
     /// (the reference code's x + eps_i s + sqrt(2 eps_i) z)
     #[arg(long, default_value = "paper")]
@@ -103,6 +108,33 @@ pub struct ChainArgs {
     pub out: Option<PathBuf>,
 }
 
+/// What `--step-band` gave: a band, or `none` (no band, even where the run has one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band(pub Option<StepBand>);
+
+/// Parses `--step-band`: `none`, or `LOW,HIGH,FACTOR` (its values are checked with the rest of
+/// the sampler's settings, so that the message names the part that is wrong).
+fn parse_step_band(text: &str) -> std::result::Result<Band, String> {
+    if text == "none" {
+        return Ok(Band(None));
+    }
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [low, high, factor] = parts[..] else {
+        return Err(format!(
+            "expected `none` or three numbers LOW,HIGH,FACTOR such as 0.2,0.5,3, got `{text}`"
+        ));
+    };
+    let number = |name: &str, v: &str| {
+        v.parse::<f64>()
+            .map_err(|_| format!("expected a number for {name} in LOW,HIGH,FACTOR, got `{v}`"))
+    };
+    Ok(Band(Some(StepBand {
+        low: number("LOW", low)?,
+        high: number("HIGH", high)?,
+        factor: number("FACTOR", factor)?,
+    })))
+}
+
 impl ChainArgs {
     /// The sampler's settings for `n` chains: the flags, else the run's sampler settings (`run`,
     /// the configuration of a run folder), else the paper's.
@@ -133,6 +165,11 @@ impl ChainArgs {
                 (Some(steps), Some(below), _) => Some(LowNoiseSteps { below, steps }),
                 (_, _, Some(run)) => run.sample_low_noise()?,
                 _ => None,
+            },
+            step_band: match (self.step_band, run) {
+                (Some(Band(band)), _) => band,
+                (None, Some(run)) => run.sample_step_band()?,
+                (None, None) => None,
             },
             convention,
             denoise: self.denoise || run.is_some_and(|r| r.sample_denoise),
@@ -355,12 +392,12 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
     let out = out_dir(&args.model, &args.chain, "samples");
     prepare_output_dir(&out, "out")?;
     eprintln!(
-        "ncsn sample: {} images from {}, {} levels, {}, eps {} ({} form){}",
+        "ncsn sample: {} images from {}, {} levels, {}, {} ({} form){}",
         config.n,
         describe(&loaded, weights, &args.model),
         loaded.sigmas.len(),
         config.steps_text(),
-        config.eps,
+        config.eps_text(),
         args.chain.step_convention,
         if config.denoise { ", final denoising" } else { "" }
     );
@@ -390,6 +427,7 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
             "steps_per_level": config.steps_per_level,
             "low_noise_steps": config.low_noise.map(|low| low.steps),
             "low_noise_below": config.low_noise.map(|low| low.below),
+            "step_band": config.step_band.map(|b| serde_json::json!({"low": b.low, "high": b.high, "factor": b.factor})),
             "step_convention": args.chain.step_convention.to_string(),
             "denoise": config.denoise,
             "predictor": config.predictor.map(|p| p.name()),

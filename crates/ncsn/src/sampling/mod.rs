@@ -26,7 +26,7 @@ use std::cell::Cell;
 use candle_core::{DType, Device, Tensor};
 use indicatif::ProgressBar;
 use langevin::{
-    sample_annealed, AnnealedLangevin, LowNoiseSteps, NoiseConditionalScore, Predictor, Projection, Snapshot,
+    sample_annealed, AnnealedLangevin, LowNoiseSteps, NoiseConditionalScore, Predictor, Projection, Snapshot, StepBand,
     StepConvention, Trajectory,
 };
 use rand::{Rng, SeedableRng};
@@ -51,6 +51,8 @@ pub struct SampleConfig {
     /// Another number of steps at the levels below a noise level (`--low-noise-steps`,
     /// `--low-noise-below`), if set.
     pub low_noise: Option<LowNoiseSteps>,
+    /// A step `factor` times longer at the levels of a band of noise (`--step-band`), if set.
+    pub step_band: Option<StepBand>,
     /// Which update form `eps` refers to.
     pub convention: StepConvention,
     /// Apply the final denoising step `x <- x + sigma_L^2 s(x, sigma_L)`.
@@ -73,6 +75,7 @@ impl Default for SampleConfig {
             eps: 2e-5,
             steps_per_level: 100,
             low_noise: None,
+            step_band: None,
             convention: StepConvention::Paper,
             denoise: false,
             predictor: None,
@@ -90,6 +93,7 @@ impl SampleConfig {
             eps: self.eps,
             steps_per_level: self.steps_per_level,
             low_noise: self.low_noise,
+            step_band: self.step_band,
             convention: self.convention,
             final_denoise: self.denoise,
             predictor: self.predictor,
@@ -110,6 +114,15 @@ impl SampleConfig {
         match self.predictor {
             Some(p) => format!("{text} + {}", p.name()),
             None => text,
+        }
+    }
+
+    /// `eps` in words, with the band's factor where it is set: `eps 0.00012`,
+    /// `eps 0.00012 (x3 at sigma 0.2 to 0.5)`.
+    pub fn eps_text(&self) -> String {
+        match self.step_band {
+            Some(b) => format!("eps {} (x{} at sigma {} to {})", self.eps, b.factor, b.low, b.high),
+            None => format!("eps {}", self.eps),
         }
     }
 
@@ -155,6 +168,13 @@ impl SampleConfig {
                     format!("expected a finite positive noise level, got {}", low.below),
                 ));
             }
+        }
+        if let Some(band) = self.step_band {
+            // langevin names the part: `step_band.low`, `step_band.high` or `step_band.factor`.
+            band.validate().map_err(|e| match e {
+                langevin::Error::InvalidParameter { field, message } => Error::config(field, message),
+                other => other.into(),
+            })?;
         }
         Ok(())
     }

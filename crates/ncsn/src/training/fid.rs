@@ -1,5 +1,5 @@
 //! Sample quality during training (`fid_every`): every N steps, draw `fid_samples` images with
-//! the run's sampler (`sample_eps`, `sample_steps_per_level`, `sample_low_noise_*`,
+//! the run's sampler (`sample_eps`, `sample_steps_per_level`, `sample_low_noise_*`, `sample_band_*`,
 //! `sample_denoise`) from the weights
 //! `ncsn sample` would use (the EMA when the run keeps one), and log their FID against the
 //! training images in the MNIST classifier's features, the share of them the classifier is sure
@@ -88,6 +88,7 @@ impl FidProbe {
             eps: config.sample_eps,
             steps_per_level: config.sample_steps_per_level,
             low_noise: config.sample_low_noise()?,
+            step_band: config.sample_step_band()?,
             convention: StepConvention::Paper,
             denoise: config.sample_denoise,
             predictor: None,
