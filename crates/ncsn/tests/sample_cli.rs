@@ -26,6 +26,22 @@ fn tiny_run(dir: &Path) {
     train_new(config, &Device::Cpu, &options).unwrap();
 }
 
+/// A one-step run of the tiny network (4 levels: 1, 0.368, 0.136, 0.05) in `dir/run`, its data
+/// beside it, with the run's sampler set by `sampler` (the settings `ncsn sample` takes by default).
+fn one_step_run(dir: &Path, sampler: impl FnOnce(ncsn::TrainConfig) -> ncsn::TrainConfig) {
+    common::write_idx(&dir.join("digits.gz"), 20, 16, true);
+    let config = ncsn::TrainConfig {
+        steps: 1,
+        snapshot_every: 1,
+        ..common::tiny_config(&dir.join("digits.gz"))
+    };
+    let options = RunOptions {
+        out_dir: dir.join("run"),
+        progress: Progress::Quiet,
+    };
+    train_new(sampler(config), &Device::Cpu, &options).unwrap();
+}
+
 const QUICK: &[&str] = &["--steps-per-level", "2", "--batch-size", "3"];
 
 fn tensor(path: &Path, name: &str) -> Vec<f32> {
@@ -84,21 +100,13 @@ fn sample_writes_grid_tensors_snapshots_and_gif_reproducibly() {
 fn the_low_noise_levels_take_the_runs_steps_or_the_flags() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    common::write_idx(&dir.join("digits.gz"), 20, 16, true);
     // Levels 1, 0.368, 0.136, 0.05: the last two below 0.2 take 3 steps each, the others 1.
-    let config = ncsn::TrainConfig {
-        steps: 1,
-        snapshot_every: 1,
+    one_step_run(dir, |c| ncsn::TrainConfig {
         sample_steps_per_level: 1,
         sample_low_noise_steps: 3,
         sample_low_noise_below: 0.2,
-        ..common::tiny_config(&dir.join("digits.gz"))
-    };
-    let options = RunOptions {
-        out_dir: dir.join("run"),
-        progress: Progress::Quiet,
-    };
-    train_new(config, &Device::Cpu, &options).unwrap();
+        ..c
+    });
     let snapshots = |out: &str| std::fs::read_dir(dir.join(out).join("snapshots")).unwrap().count();
     let base = [
         "sample",
@@ -146,22 +154,14 @@ fn the_low_noise_levels_take_the_runs_steps_or_the_flags() {
 fn the_step_band_is_the_runs_or_the_flags() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    common::write_idx(&dir.join("digits.gz"), 20, 16, true);
     // Levels 1, 0.368, 0.136, 0.05: the run's band [0.1, 0.4] holds the middle two.
-    let config = ncsn::TrainConfig {
-        steps: 1,
-        snapshot_every: 1,
+    one_step_run(dir, |c| ncsn::TrainConfig {
         sample_steps_per_level: 2,
         sample_band_low: 0.1,
         sample_band_high: 0.4,
         sample_band_factor: 3.0,
-        ..common::tiny_config(&dir.join("digits.gz"))
-    };
-    let options = RunOptions {
-        out_dir: dir.join("run"),
-        progress: Progress::Quiet,
-    };
-    train_new(config, &Device::Cpu, &options).unwrap();
+        ..c
+    });
     let base = ["sample", "--checkpoint", "run", "--n", "2", "--batch-size", "2"];
     let sample_with = |out: &str, extra: &[&str]| {
         let mut args = base.to_vec();
