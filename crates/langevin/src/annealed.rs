@@ -16,9 +16,9 @@
 //! level take another number, so that a budget of score evaluations can be spent unevenly over
 //! the levels (the book's chapter on images measures what that does on MNIST).
 //!
-//! [`StepBand`] multiplies the step at the levels of a band of noise: on MNIST the chains decide
-//! their digit between sigma 0.5 and 0.2, and a longer step there makes the digits surer without
-//! another evaluation (the same chapter measures it).
+//! [`StepBand`] multiplies the step at the levels of a band of noise, at no extra evaluation: a
+//! longer step where the chains choose what they draw puts noise back there, and the chains choose
+//! again below the band (the same chapter measures what that does on MNIST).
 //!
 //! A [`Predictor`] adds one more update at the end of each level but the last, which moves the
 //! chain from `sigma_i` to `sigma_{i+1}` instead of leaving the next level's Langevin steps to
