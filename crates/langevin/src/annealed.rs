@@ -6,6 +6,7 @@
 //!     alpha_i = eps * sigma_i^2 / sigma_L^2       # step shrinks with the noise level
 //!     for t = 1..=T_i:                            # T_i = T, or T' below a noise level
 //!         x <- x + alpha_i/2 * s(x, sigma_i) + sqrt(alpha_i) * z,   z ~ N(0, I)
+//!         (matched noise: sqrt(alpha_i (1 - alpha_i/(4 sigma_i^2))) * z instead)
 //! optional final denoising:  x <- x + sigma_L^2 * s(x, sigma_L)   (Tweedie's formula)
 //! ```
 //!
@@ -19,6 +20,15 @@
 //! [`StepBand`] multiplies the step at the levels of a band of noise, at no extra evaluation: a
 //! longer step where the chains choose what they draw puts noise back there, and the chains choose
 //! again below the band (the same chapter measures what that does on MNIST).
+//!
+//! `matched_noise` gives each update the noise that leaves a chain at the level's variance on a
+//! direction of pure noise. Where the perturbed data is `N(mu, sigma^2)` along a direction, the
+//! update `x + d s + b z` (`d = alpha/2` in the paper's form) maps the distance to `mu` to
+//! `(1 - d/sigma^2)` times itself plus `b z`, so a chain settles at variance
+//! `b^2 / (1 - (1 - d/sigma^2)^2)`. The paper's `b^2 = alpha` gives
+//! `sigma^2 / (1 - alpha/(4 sigma^2))`, wider than `sigma^2` (1.43 times at `alpha = 1.2 sigma^2`);
+//! `b^2 = d (2 - d/sigma^2)`, which is `alpha (1 - alpha/(4 sigma^2))`, gives `sigma^2` itself.
+//! Either form needs `alpha < 4 sigma^2`: past it the distance grows at every step.
 //!
 //! A [`Predictor`] adds one more update at the end of each level but the last, which moves the
 //! chain from `sigma_i` to `sigma_{i+1}` instead of leaving the next level's Langevin steps to
@@ -49,6 +59,11 @@ pub struct AnnealedLangevin {
     pub step_band: Option<StepBand>,
     /// Which update form `eps` refers to (see [`StepConvention`]).
     pub convention: StepConvention,
+    /// Langevin noise of variance `d (2 - d/sigma_i^2)` for the drift coefficient `d`
+    /// (`alpha_i (1 - alpha_i/(4 sigma_i^2))` in the paper's form) instead of the paper's
+    /// `alpha_i`: a chain on a direction of pure noise then settles at `sigma_i^2`, not wider
+    /// (see the module's note). Needs `alpha_i < 4 sigma_i^2` at every level.
+    pub matched_noise: bool,
     /// Apply `x <- x + sigma_L^2 s(x, sigma_L)` after the last level.
     pub final_denoise: bool,
     /// A step from each level to the next after its Langevin steps, if set.
@@ -185,6 +200,7 @@ impl AnnealedLangevin {
             low_noise: None,
             step_band: None,
             convention: StepConvention::Paper,
+            matched_noise: false,
             final_denoise: false,
             predictor: None,
             record_every: None,
@@ -223,6 +239,44 @@ impl AnnealedLangevin {
         (0..self.sigmas.len()).map(|i| self.steps_at(i)).sum::<usize>() + predictor_steps
     }
 
+    /// The (drift, noise) coefficients of the Langevin update at level `i` (0-based),
+    /// `x + drift * s(x, sigma_i) + noise * z`: the convention's, or with `matched_noise` the
+    /// noise that keeps a direction of pure noise at variance `sigma_i^2`.
+    pub fn coefficients(&self, level: usize) -> (f64, f64) {
+        let (drift, noise) = self.convention.coefficients(self.step_size(level));
+        if !self.matched_noise {
+            return (drift, noise);
+        }
+        let sigma2 = self.sigmas[level] * self.sigmas[level];
+        // Fixed point of v <- (1 - drift/sigma^2)^2 v + b^2 at v = sigma^2.
+        let matched = drift * (2.0 - drift / sigma2);
+        (drift, matched.max(0.0).sqrt())
+    }
+
+    /// With `matched_noise`: the drift under `2 sigma_i^2` (the step under `4 sigma_i^2` in the
+    /// paper's form) at every level, else there is no such noise. The error names the band's
+    /// factor where only the band's levels are too long, and `eps` otherwise.
+    fn check_matched_noise(&self) -> Result<()> {
+        for (level, &sigma) in self.sigmas.iter().enumerate() {
+            let (drift, _) = self.convention.coefficients(self.step_size(level));
+            if drift < 2.0 * sigma * sigma {
+                continue;
+            }
+            let base = self.eps * (sigma / self.sigmas[self.sigmas.len() - 1]).powi(2);
+            let in_band = self.step_band.is_some_and(|b| b.contains(sigma))
+                && self.convention.coefficients(base).0 < 2.0 * sigma * sigma;
+            let ratio = 2.0 * drift / (sigma * sigma); // alpha / sigma^2 in the paper's form
+            return Err(invalid(
+                if in_band { "step_band.factor" } else { "eps" },
+                format!(
+                    "with matched noise the step must stay under 4 sigma^2 (in the paper's form), \
+                     but at sigma {sigma} it is {ratio:.3} sigma^2: the chains would diverge"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the settings; every sampler calls this first.
     pub fn validate(&self) -> Result<()> {
         if self.sigmas.is_empty() {
@@ -245,6 +299,9 @@ impl AnnealedLangevin {
         }
         if let Some(band) = self.step_band {
             band.validate()?;
+        }
+        if self.matched_noise {
+            self.check_matched_noise()?;
         }
         if let Some(low) = self.low_noise {
             if !(low.below.is_finite() && low.below > 0.0) {
@@ -371,8 +428,9 @@ where
         Ok(())
     };
     for (level, &sigma) in config.sigmas.iter().enumerate() {
-        let alpha = config.step_size(level); // alpha_i = eps * sigma_i^2 / sigma_L^2 (x band factor)
-        let (drift, noise) = config.convention.coefficients(alpha);
+        // alpha_i = eps * sigma_i^2 / sigma_L^2 (x band factor): the paper's drift alpha_i/2 and
+        // noise sqrt(alpha_i), or the matched noise sqrt(alpha_i (1 - alpha_i/(4 sigma_i^2))).
+        let (drift, noise) = config.coefficients(level);
         projection.begin_level(level, sigma, rng)?;
         x = projection.project(x)?;
         for _ in 0..config.steps_at(level) {
@@ -647,6 +705,74 @@ mod tests {
             let e = annealed_langevin(Array2::zeros((2, 2)), gaussian_score(1.0), &c, &mut rng).unwrap_err();
             assert!(e.to_string().contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn matched_noise_settles_at_the_levels_variance_where_the_papers_is_wider() {
+        // Data at the single point 0: along every direction p_sigma = N(0, sigma^2). One level,
+        // sigma = 0.5, alpha = 1.2 sigma^2 (eps = alpha with one level), 40 steps (the distance
+        // shrinks by 1 - alpha/(2 sigma^2) = 0.4 per step: the start is forgotten). The paper's
+        // noise settles at sigma^2 / (1 - 0.3) = 1.43 sigma^2, the matched noise at sigma^2, in
+        // either convention. 20,000 draws give a variance to a relative standard error of
+        // sqrt(2/20000) = 1%; the bound is 5%.
+        let sigma: f64 = 0.5;
+        let n = 20_000;
+        let point_score = |x: &Array2<f64>, _: usize, s: f64| Ok(x.mapv(|v| -v / (s * s)));
+        let var = |x: &Array2<f64>| x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64 / (sigma * sigma);
+        let mut c = AnnealedLangevin::paper(vec![sigma]);
+        c.eps = 1.2 * sigma * sigma;
+        c.steps_per_level = 40;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let x0 = Array2::from_shape_simple_fn((n, 1), || sigma * rng.sample::<f64, _>(rand_distr::StandardNormal));
+        let paper = annealed_langevin(x0.clone(), point_score, &c, &mut rng).unwrap();
+        assert!(
+            (var(&paper.samples) / (1.0 / 0.7) - 1.0).abs() < 0.05,
+            "paper: {}",
+            var(&paper.samples)
+        );
+        c.matched_noise = true;
+        let (drift, noise) = c.coefficients(0);
+        assert!((drift - 0.6 * sigma * sigma).abs() < 1e-15);
+        assert!(
+            (noise * noise - 1.2 * sigma * sigma * 0.7).abs() < 1e-15,
+            "alpha (1 - alpha/(4 sigma^2))"
+        );
+        for convention in [StepConvention::Paper, StepConvention::Reference] {
+            c.convention = convention;
+            // The reference form's step is half the paper's alpha: the same update.
+            c.eps = if convention == StepConvention::Paper { 1.2 } else { 0.6 } * sigma * sigma;
+            let matched = annealed_langevin(x0.clone(), point_score, &c, &mut rng).unwrap();
+            assert!(
+                (var(&matched.samples) - 1.0).abs() < 0.05,
+                "{convention:?}: {}",
+                var(&matched.samples)
+            );
+        }
+    }
+
+    #[test]
+    fn matched_noise_refuses_a_step_of_four_sigma_squared() {
+        // alpha_i / sigma_i^2 = eps / sigma_L^2 at every level: 4 is the edge.
+        let mut c = AnnealedLangevin::paper(vec![1.0, 0.5, 0.1]);
+        c.eps = 0.039;
+        c.matched_noise = true;
+        c.validate().unwrap();
+        c.eps = 0.041;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("`eps`") && err.contains("4.100 sigma^2"), "{err}");
+        // The base step is fine, the band's three times it is not: the band's factor is named.
+        c.eps = 0.02;
+        c.step_band = Some(StepBand {
+            low: 0.4,
+            high: 0.6,
+            factor: 3.0,
+        });
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("`step_band.factor`") && err.contains("sigma 0.5"), "{err}");
+        // The paper's noise does not need it (on data that varies in every direction, as the
+        // toy 2D sets do, such a step can still settle).
+        c.matched_noise = false;
+        c.validate().unwrap();
     }
 
     #[test]

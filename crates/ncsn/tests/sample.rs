@@ -263,6 +263,56 @@ fn a_step_band_lengthens_the_steps_of_its_levels() {
 }
 
 #[test]
+fn matched_noise_changes_the_noise_and_refuses_a_step_of_four_sigma_squared() {
+    let model = tiny_model(5);
+    let sigmas = sigmas(); // 1, 0.215, 0.046, 0.01: alpha_i / sigma_i^2 = eps / 0.01^2
+    let plain = SampleConfig {
+        eps: 1.2e-4,
+        ..quick(3, 3, 2)
+    };
+    let matched = SampleConfig {
+        matched_noise: true,
+        ..plain.clone()
+    };
+    let run = |c: &SampleConfig| sample(&model, &sigmas, c, &Device::Cpu, Progress::Quiet).map(|t| values(&t.samples));
+    assert_ne!(run(&matched).unwrap(), run(&plain).unwrap());
+    assert_eq!(matched.eps_text(), "eps 0.00012, matched noise");
+    assert_eq!(
+        matched.evaluations(&sigmas),
+        plain.evaluations(&sigmas),
+        "no extra evaluation"
+    );
+    // eps 5e-4 is a step of 5 sigma_i^2 at every level, past the edge of 4: the plain sampler
+    // takes it, the matched noise has no variance left to give and refuses, naming eps.
+    let edge = |matched_noise| SampleConfig {
+        eps: 5e-4,
+        matched_noise,
+        ..plain.clone()
+    };
+    run(&edge(false)).unwrap();
+    let (sigma, ratio) = edge(false).unstable_step(&sigmas).unwrap();
+    assert_eq!(sigma, 1.0, "the first level past the edge");
+    assert!((ratio - 5.0).abs() < 1e-9, "{ratio}");
+    assert_eq!(plain.unstable_step(&sigmas), None, "1.2 sigma^2 everywhere");
+    // A band of 4 times the step at 0.215 only: 4.8 sigma^2 there.
+    let band = SampleConfig {
+        step_band: Some(langevin::StepBand {
+            low: 0.1,
+            high: 0.3,
+            factor: 4.0,
+        }),
+        ..plain.clone()
+    };
+    let (sigma, ratio) = band.unstable_step(&sigmas).unwrap();
+    assert!(
+        (sigma - sigmas[1]).abs() < 1e-15 && (ratio - 4.8).abs() < 1e-9,
+        "{sigma} {ratio}"
+    );
+    let err = run(&edge(true)).unwrap_err().to_string();
+    assert!(err.contains("`eps`") && err.contains("5.000 sigma^2"), "{err}");
+}
+
+#[test]
 fn the_score_is_the_network_at_the_level_index() {
     let model = tiny_model(5);
     let x = Tensor::rand(0f32, 1f32, (3, 1, 8, 8), &Device::Cpu).unwrap();

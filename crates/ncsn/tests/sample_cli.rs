@@ -200,6 +200,49 @@ fn the_step_band_is_the_runs_or_the_flags() {
 }
 
 #[test]
+fn matched_noise_and_the_four_sigma_squared_edge_on_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Levels 1, 0.368, 0.136, 0.05: eps 0.0025 = sigma_L^2 is a step of 1 sigma_i^2 everywhere.
+    one_step_run(dir, |c| c);
+    let base = [
+        "sample",
+        "--checkpoint",
+        "run",
+        "--n",
+        "2",
+        "--batch-size",
+        "2",
+        "--eps",
+        "0.0025",
+    ];
+    let sample_with = |out: &str, extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend(["--out", out]);
+        args.extend(extra);
+        ncsn(&args, dir)
+    };
+    let run = sample_with("matched", &["--step-band", "none", "--matched-noise"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("eps 0.0025, matched noise"), "{}", stderr(&run));
+    assert!(!stderr(&run).contains("warning: the step"), "{}", stderr(&run));
+    // Five times the step at 0.368 and 0.136: the paper's noise runs, with a warning naming the
+    // first such level; the matched noise refuses, naming the band's factor, and writes nothing.
+    let run = sample_with("band", &["--step-band", "0.1,0.4,5"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("warning: the step at sigma 0.3684 is 5.00 sigma^2"),
+        "{}",
+        stderr(&run)
+    );
+    assert_clean_error(
+        &sample_with("band-matched", &["--step-band", "0.1,0.4,5", "--matched-noise"]),
+        &["step_band.factor", "4 sigma^2"],
+    );
+    assert!(!dir.join("band-matched").exists());
+}
+
+#[test]
 fn inpaint_writes_the_figure_from_a_dataset_or_image_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

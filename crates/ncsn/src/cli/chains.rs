@@ -76,6 +76,12 @@ pub struct ChainArgs {
     /// sample_band_high and sample_band_factor; none for a weights file]
     #[arg(long, value_name = "LOW,HIGH,FACTOR", value_parser = parse_step_band)]
     pub step_band: Option<Band>,
+    /// Langevin noise of variance alpha_i (1 - alpha_i/(4 sigma_i^2)) instead of the paper's
+    /// alpha_i: a chain on a direction of pure noise settles at the level's variance sigma_i^2,
+    /// where the paper's noise leaves it 1/(1 - alpha_i/(4 sigma_i^2)) times wider. Needs every
+    /// step (band included) under 4 sigma_i^2
+    #[arg(long)]
+    pub matched_noise: bool,
     /// Update form that eps refers to: `paper` (x + eps_i/2 s + sqrt(eps_i) z) or `reference`
     /// (the reference code's x + eps_i s + sqrt(2 eps_i) z)
     #[arg(long, default_value = "paper")]
@@ -172,6 +178,7 @@ impl ChainArgs {
                 (None, None) => None,
             },
             convention,
+            matched_noise: self.matched_noise,
             denoise: self.denoise || run.is_some_and(|r| r.sample_denoise),
             // The error names the flag and the choices: "invalid `predictor`: expected ...".
             predictor: Predictor::parse(&self.predictor)?,
@@ -369,6 +376,18 @@ fn describe(loaded: &LoadedModel, weights: &str, args: &ModelArgs) -> String {
     )
 }
 
+/// Says on stderr where a step is 4 sigma_i^2 or longer (the paper's noise takes it; the chains
+/// do not settle there on the directions where the data does not vary).
+fn warn_unstable_step(config: &SampleConfig, sigmas: &[f64], command: &str) {
+    if let Some((sigma, ratio)) = config.unstable_step(sigmas) {
+        eprintln!(
+            "{command}: warning: the step at sigma {sigma:.4} is {ratio:.2} sigma^2, at or past 4 sigma^2, where a \
+             Langevin step overshoots the level's centre by more than it started from it: lower --eps or \
+             the --step-band factor"
+        );
+    }
+}
+
 /// `ncsn sample`: writes `samples.png` and `samples.safetensors` (the unclamped tensor
 /// `samples`), and with `--snapshots K` the folder `snapshots/`, `chain.png` and `chain.gif`.
 pub fn run_sample(args: &SampleArgs) -> Result<()> {
@@ -380,6 +399,7 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
     } else {
         None
     };
+    config.validate_for(&loaded.sigmas)?;
     let (net, weights) = loaded.score_net(args.model.no_ema)?;
     let side = (config.n as f64).sqrt().ceil() as usize;
     check_sizes(
@@ -401,6 +421,7 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
         args.chain.step_convention,
         if config.denoise { ", final denoising" } else { "" }
     );
+    warn_unstable_step(&config, &loaded.sigmas, "ncsn sample");
     let started = Instant::now();
     let trajectory = sample(&net, net.image_dims(), &config, &device, Progress::for_stderr())?;
     let seconds = started.elapsed().as_secs_f64();
@@ -429,6 +450,7 @@ pub fn run_sample(args: &SampleArgs) -> Result<()> {
             "low_noise_below": config.low_noise.map(|low| low.below),
             "step_band": config.step_band.map(|b| serde_json::json!({"low": b.low, "high": b.high, "factor": b.factor})),
             "step_convention": args.chain.step_convention.to_string(),
+            "matched_noise": config.matched_noise,
             "denoise": config.denoise,
             "predictor": config.predictor.map(|p| p.name()),
             "seed": config.seed,
@@ -762,6 +784,7 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
     let config = args
         .chain
         .config(n_images.saturating_mul(args.per_image), loaded.run.as_ref())?;
+    config.validate_for(&loaded.sigmas)?;
     check_sizes(
         loaded.config(),
         &config,
@@ -777,6 +800,7 @@ pub fn run_inpaint(args: &InpaintArgs) -> Result<()> {
         args.mask,
         describe(&loaded, weights, &args.model)
     );
+    warn_unstable_step(&config, &loaded.sigmas, "ncsn inpaint");
     let started = Instant::now();
     let trajectory = inpaint::inpaint(
         &net,

@@ -55,6 +55,9 @@ pub struct SampleConfig {
     pub step_band: Option<StepBand>,
     /// Which update form `eps` refers to.
     pub convention: StepConvention,
+    /// Langevin noise that keeps a direction of pure noise at each level's variance
+    /// (`--matched-noise`; `langevin::AnnealedLangevin::matched_noise`).
+    pub matched_noise: bool,
     /// Apply the final denoising step `x <- x + sigma_L^2 s(x, sigma_L)`.
     pub denoise: bool,
     /// A step from each noise level to the next after its Langevin steps (`--predictor`), if set.
@@ -77,6 +80,7 @@ impl Default for SampleConfig {
             low_noise: None,
             step_band: None,
             convention: StepConvention::Paper,
+            matched_noise: false,
             denoise: false,
             predictor: None,
             snapshot_every: None,
@@ -95,6 +99,7 @@ impl SampleConfig {
             low_noise: self.low_noise,
             step_band: self.step_band,
             convention: self.convention,
+            matched_noise: self.matched_noise,
             final_denoise: self.denoise,
             predictor: self.predictor,
             record_every: self.snapshot_every,
@@ -117,13 +122,31 @@ impl SampleConfig {
         }
     }
 
-    /// `eps` in words, with the band's factor where it is set: `eps 0.00012`,
-    /// `eps 0.00012 (x3 at sigma 0.2 to 0.5)`.
+    /// `eps` in words, with the band's factor where it is set and the matched noise: `eps 0.00012`,
+    /// `eps 0.00012 (x3 at sigma 0.2 to 0.5)`, `eps 0.00012, matched noise`.
     pub fn eps_text(&self) -> String {
-        match self.step_band {
+        let text = match self.step_band {
             Some(b) => format!("eps {} (x{} at sigma {} to {})", self.eps, b.factor, b.low, b.high),
             None => format!("eps {}", self.eps),
+        };
+        if self.matched_noise {
+            format!("{text}, matched noise")
+        } else {
+            text
         }
+    }
+
+    /// The first level of `sigmas` whose Langevin step is `4 sigma_i^2` or longer (in the paper's
+    /// form), as `(sigma_i, alpha_i / sigma_i^2)`: there a chain on a direction where the data
+    /// does not vary is pushed further from the level's centre at every step (the book's chapter
+    /// on images, "Noise matched to the level"). `None` when every step is shorter.
+    pub fn unstable_step(&self, sigmas: &[f64]) -> Option<(f64, f64)> {
+        let annealed = self.annealed(sigmas);
+        (0..sigmas.len()).find_map(|level| {
+            let (drift, _) = annealed.coefficients(level);
+            let ratio = 2.0 * drift / (sigmas[level] * sigmas[level]); // alpha_i / sigma_i^2
+            (ratio >= 4.0).then_some((sigmas[level], ratio))
+        })
     }
 
     /// Network evaluations per chain at noise levels `sigmas`: every Langevin step, every
@@ -171,12 +194,26 @@ impl SampleConfig {
         }
         if let Some(band) = self.step_band {
             // langevin names the part: `step_band.low`, `step_band.high` or `step_band.factor`.
-            band.validate().map_err(|e| match e {
-                langevin::Error::InvalidParameter { field, message } => Error::config(field, message),
-                other => other.into(),
-            })?;
+            band.validate().map_err(named)?;
         }
         Ok(())
+    }
+
+    /// [`SampleConfig::validate`], and the settings against the noise levels `sigmas` (the
+    /// matched noise needs every step under `4 sigma_i^2`): what a command checks before it
+    /// writes anything. The error names the setting.
+    pub fn validate_for(&self, sigmas: &[f64]) -> Result<()> {
+        self.validate()?;
+        self.annealed(sigmas).validate().map_err(named)
+    }
+}
+
+/// A sampler setting's error from `langevin` as this crate's configuration error, which names
+/// the setting (`eps`, `step_band.factor`, ...).
+fn named(e: langevin::Error) -> Error {
+    match e {
+        langevin::Error::InvalidParameter { field, message } => Error::config(field, message),
+        other => other.into(),
     }
 }
 

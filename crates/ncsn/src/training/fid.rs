@@ -90,6 +90,7 @@ impl FidProbe {
             low_noise: config.sample_low_noise()?,
             step_band: config.sample_step_band()?,
             convention: StepConvention::Paper,
+            matched_noise: false,
             denoise: config.sample_denoise,
             predictor: None,
             snapshot_every: None,
