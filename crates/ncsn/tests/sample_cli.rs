@@ -44,6 +44,9 @@ fn one_step_run(dir: &Path, sampler: impl FnOnce(ncsn::TrainConfig) -> ncsn::Tra
 
 const QUICK: &[&str] = &["--steps-per-level", "2", "--batch-size", "3"];
 
+/// `ncsn sample` of two chains in one batch from the run in folder `run`; a test adds its flags.
+const TWO_CHAINS: [&str; 7] = ["sample", "--checkpoint", "run", "--n", "2", "--batch-size", "2"];
+
 fn tensor(path: &Path, name: &str) -> Vec<f32> {
     let t = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
     t[name].flatten_all().unwrap().to_vec1::<f32>().unwrap()
@@ -108,17 +111,7 @@ fn the_low_noise_levels_take_the_runs_steps_or_the_flags() {
         ..c
     });
     let snapshots = |out: &str| std::fs::read_dir(dir.join(out).join("snapshots")).unwrap().count();
-    let base = [
-        "sample",
-        "--checkpoint",
-        "run",
-        "--n",
-        "2",
-        "--batch-size",
-        "2",
-        "--snapshots",
-        "1",
-    ];
+    let base = [&TWO_CHAINS[..], &["--snapshots", "1"]].concat();
     // Samples with `base` and `extra`, and returns what it printed.
     let sample_with = |extra: &[&str]| {
         let mut args = base.to_vec();
@@ -162,7 +155,7 @@ fn the_step_band_is_the_runs_or_the_flags() {
         sample_band_factor: 3.0,
         ..c
     });
-    let base = ["sample", "--checkpoint", "run", "--n", "2", "--batch-size", "2"];
+    let base = TWO_CHAINS;
     let sample_with = |out: &str, extra: &[&str]| {
         let mut args = base.to_vec();
         args.extend(["--out", out]);
@@ -205,17 +198,7 @@ fn matched_noise_and_the_four_sigma_squared_edge_on_the_command_line() {
     let dir = tmp.path();
     // Levels 1, 0.368, 0.136, 0.05: eps 0.0025 = sigma_L^2 is a step of 1 sigma_i^2 everywhere.
     one_step_run(dir, |c| c);
-    let base = [
-        "sample",
-        "--checkpoint",
-        "run",
-        "--n",
-        "2",
-        "--batch-size",
-        "2",
-        "--eps",
-        "0.0025",
-    ];
+    let base = [&TWO_CHAINS[..], &["--steps-per-level", "2", "--eps", "0.0025"]].concat();
     let sample_with = |out: &str, extra: &[&str]| {
         let mut args = base.to_vec();
         args.extend(["--out", out]);
