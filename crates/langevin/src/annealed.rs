@@ -253,19 +253,27 @@ impl AnnealedLangevin {
         (drift, matched.max(0.0).sqrt())
     }
 
-    /// With `matched_noise`: the drift under `2 sigma_i^2` (the step under `4 sigma_i^2` in the
-    /// paper's form) at every level, else there is no such noise. The error names the band's
-    /// factor where only the band's levels are too long, and `eps` otherwise.
+    /// The step at level `i` (0-based) in units of the level's variance: `alpha_i / sigma_i^2` in
+    /// the paper's form (twice the drift coefficient over `sigma_i^2` in either). Under 4 a
+    /// Langevin step settles the directions where the data does not vary; from 4 on it pushes
+    /// them further out at every step.
+    pub fn step_over_variance(&self, level: usize) -> f64 {
+        let (drift, _) = self.convention.coefficients(self.step_size(level));
+        2.0 * drift / (self.sigmas[level] * self.sigmas[level])
+    }
+
+    /// With `matched_noise`: every step under `4 sigma_i^2` (in the paper's form), else there is
+    /// no such noise. The error names the band's factor where only the band's levels are too
+    /// long, and `eps` otherwise.
     fn check_matched_noise(&self) -> Result<()> {
         for (level, &sigma) in self.sigmas.iter().enumerate() {
-            let (drift, _) = self.convention.coefficients(self.step_size(level));
-            if drift < 2.0 * sigma * sigma {
+            let ratio = self.step_over_variance(level);
+            if ratio < 4.0 {
                 continue;
             }
-            let base = self.eps * (sigma / self.sigmas[self.sigmas.len() - 1]).powi(2);
-            let in_band = self.step_band.is_some_and(|b| b.contains(sigma))
-                && self.convention.coefficients(base).0 < 2.0 * sigma * sigma;
-            let ratio = 2.0 * drift / (sigma * sigma); // alpha / sigma^2 in the paper's form
+            let in_band = self
+                .step_band
+                .is_some_and(|b| b.contains(sigma) && ratio / b.factor < 4.0);
             return Err(invalid(
                 if in_band { "step_band.factor" } else { "eps" },
                 format!(

@@ -142,11 +142,9 @@ impl SampleConfig {
     /// on images, "Noise matched to the level"). `None` when every step is shorter.
     pub fn unstable_step(&self, sigmas: &[f64]) -> Option<(f64, f64)> {
         let annealed = self.annealed(sigmas);
-        (0..sigmas.len()).find_map(|level| {
-            let (drift, _) = annealed.coefficients(level);
-            let ratio = 2.0 * drift / (sigmas[level] * sigmas[level]); // alpha_i / sigma_i^2
-            (ratio >= 4.0).then_some((sigmas[level], ratio))
-        })
+        (0..sigmas.len())
+            .map(|level| (sigmas[level], annealed.step_over_variance(level)))
+            .find(|&(_, ratio)| ratio >= 4.0)
     }
 
     /// Network evaluations per chain at noise levels `sigmas`: every Langevin step, every
