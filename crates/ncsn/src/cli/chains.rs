@@ -382,8 +382,8 @@ fn warn_unstable_step(config: &SampleConfig, sigmas: &[f64], command: &str) {
     if let Some((sigma, ratio)) = config.unstable_step(sigmas) {
         eprintln!(
             "{command}: warning: the step at sigma {sigma:.4} is {ratio:.2} sigma^2, at or past 4 sigma^2, where a \
-             Langevin step overshoots the level's centre by more than it started from it: lower --eps or \
-             the --step-band factor"
+             Langevin step overshoots the level's centre by as much as it started from it or more: lower \
+             --eps or the --step-band factor"
         );
     }
 }
